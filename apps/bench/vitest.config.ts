@@ -1,0 +1,9 @@
+import { defineProject } from 'vitest/config';
+
+const conditions = ['@mamba-ts/source', 'module', 'node', 'import', 'default'];
+
+export default defineProject({
+  resolve: { conditions },
+  ssr: { resolve: { conditions, externalConditions: conditions } },
+  test: { name: 'bench', include: ['test/**/*.test.ts'] },
+});
