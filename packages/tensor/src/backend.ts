@@ -1,0 +1,45 @@
+import type { DType, TensorData } from './dtype.js';
+import type { Shape } from './shape.js';
+
+/** Opaque handle to a buffer owned by a backend. */
+export type DataId = object;
+
+/** What a kernel sees of a tensor: its buffer, shape and dtype. */
+export interface TensorInfo {
+  readonly dataId: DataId;
+  readonly shape: Shape;
+  readonly dtype: DType;
+}
+
+export interface BackendMemory {
+  /** Bytes held by live buffers. */
+  liveBytes: number;
+  /** Highest `liveBytes` since creation or the last `resetPeak()`. */
+  peakBytes: number;
+  /** Bytes the backend reserves beyond live buffers (e.g. a caching allocator's pool); 0 if none. */
+  reservedBytes?: number;
+}
+
+/**
+ * A place where tensor data lives and kernels run. Backends know no model: they implement kernels by name
+ * (registered separately through `registerKernel`).
+ */
+export interface Backend {
+  readonly name: string;
+  /** Allocates a zero-filled buffer for `size` elements of `dtype`. */
+  alloc(dtype: DType, size: number): DataId;
+  /** Allocates a buffer holding a copy of `values`. */
+  upload(values: TensorData, dtype: DType): DataId;
+  free(dataId: DataId): void;
+  read(dataId: DataId, dtype: DType, size: number): Promise<TensorData>;
+  /** Present only where a synchronous read is possible (cpu, wasm); it also enables fallback to `cpu`. */
+  readSync?(dataId: DataId, dtype: DType, size: number): TensorData;
+  /** Resolves when all enqueued work is done. */
+  sync(): Promise<void>;
+  memory(): BackendMemory;
+  resetPeak(): void;
+  /** Called when the backend is being replaced or the engine is reset. */
+  dispose?(): void;
+}
+
+export type KernelFunc = (inputs: readonly TensorInfo[], attrs: Record<string, unknown>, backend: Backend) => TensorInfo[];

@@ -1,0 +1,7 @@
+export * from './common.js';
+export * from './scan.js';
+export * from './conv.js';
+export * from './norm.js';
+export * from './cross-entropy.js';
+export * from './embedding.js';
+export * from './adamw.js';

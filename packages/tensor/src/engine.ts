@@ -1,0 +1,366 @@
+import type { Backend, KernelFunc, TensorInfo } from './backend.js';
+import { bytesPerElement, type DType } from './dtype.js';
+import { formatShape, shapesEqual, type Shape } from './shape.js';
+import { Tensor, type Storage } from './tensor.js';
+
+export interface GradContext {
+  readonly inputs: readonly Tensor[];
+  readonly outputs: readonly Tensor[];
+  readonly attrs: Record<string, unknown>;
+}
+
+/** Maps the gradients of a kernel's outputs to the gradients of its inputs (null where none flows). */
+export type GradFunc = (dys: readonly (Tensor | null)[], ctx: GradContext) => readonly (Tensor | null | undefined)[];
+
+export interface MemoryInfo {
+  backend: string;
+  liveBytes: number;
+  peakBytes: number;
+  reservedBytes: number;
+  liveTensors: number;
+}
+
+interface TapeNode extends GradContext {
+  readonly kernel: string;
+}
+
+interface Tape {
+  nodes: TapeNode[];
+  /** Ids of tensors that depend on a watched tensor. */
+  tracked: Set<number>;
+  /** Tensors that recorded nodes refer to: a nested tidy must not dispose them before backprop. */
+  held: Set<Tensor>;
+}
+
+type Scope = Set<Tensor>;
+
+/**
+ * Owns the backends, the kernel and gradient registries, the autograd tape and the tidy scopes.
+ * One engine per process (stored on globalThis, so duplicate copies of this module still share it).
+ */
+export class Engine {
+  readonly #backends = new Map<string, Backend>();
+  readonly #kernels = new Map<string, Map<string, KernelFunc>>();
+  readonly #gradients = new Map<string, GradFunc>();
+  readonly #fallbacks = new Map<string, number>();
+  readonly #liveTensors = new Map<string, number>();
+  readonly #scopes: Scope[] = [];
+  #active: Backend | null = null;
+  #tape: Tape | null = null;
+  #gradDisabled = 0;
+
+  // ---- backends ----
+
+  registerBackend(backend: Backend, { activate = false }: { activate?: boolean } = {}): void {
+    this.#backends.set(backend.name, backend);
+    if (activate || !this.#active) this.#active = backend;
+  }
+
+  setBackend(name: string): void {
+    this.#active = this.findBackend(name);
+  }
+
+  getBackend(): Backend {
+    if (!this.#active) throw new Error('No backend is registered; import @mamba-ts/tensor (which registers "cpu") first.');
+    return this.#active;
+  }
+
+  findBackend(name: string): Backend {
+    const backend = this.#backends.get(name);
+    if (!backend) {
+      throw new Error(`Unknown backend "${name}"; registered backends: ${[...this.#backends.keys()].join(', ')}.`);
+    }
+    return backend;
+  }
+
+  backendNames(): string[] {
+    return [...this.#backends.keys()];
+  }
+
+  async sync(): Promise<void> {
+    await this.getBackend().sync();
+  }
+
+  // ---- registries ----
+
+  registerKernel(backendName: string, kernelName: string, fn: KernelFunc): void {
+    let table = this.#kernels.get(backendName);
+    if (!table) this.#kernels.set(backendName, (table = new Map()));
+    table.set(kernelName, fn);
+  }
+
+  hasKernel(backendName: string, kernelName: string): boolean {
+    return this.#kernels.get(backendName)?.has(kernelName) ?? false;
+  }
+
+  kernelNames(backendName: string): string[] {
+    return [...(this.#kernels.get(backendName)?.keys() ?? [])].sort();
+  }
+
+  registerGradient(kernelName: string, fn: GradFunc): void {
+    this.#gradients.set(kernelName, fn);
+  }
+
+  /** How many times each `backend:kernel` fell back to cpu since the last `resetFallbacks()`. */
+  fallbacks(): Record<string, number> {
+    return Object.fromEntries(this.#fallbacks);
+  }
+
+  resetFallbacks(): void {
+    this.#fallbacks.clear();
+  }
+
+  // ---- memory ----
+
+  memory(backendName?: string): MemoryInfo {
+    const backend = backendName ? this.findBackend(backendName) : this.getBackend();
+    const m = backend.memory();
+    return {
+      backend: backend.name,
+      liveBytes: m.liveBytes,
+      peakBytes: m.peakBytes,
+      reservedBytes: m.reservedBytes ?? 0,
+      liveTensors: this.#liveTensors.get(backend.name) ?? 0,
+    };
+  }
+
+  resetPeak(backendName?: string): void {
+    (backendName ? this.findBackend(backendName) : this.getBackend()).resetPeak();
+  }
+
+  // ---- tensors ----
+
+  /** Wraps a freshly allocated buffer as a tensor owned by the current scope. */
+  makeTensor(info: TensorInfo, backend: Backend): Tensor {
+    const storage: Storage = { dataId: info.dataId, backend, dtype: info.dtype, size: sizeOfInfo(info), refs: 1 };
+    return this.#track(new Tensor(storage, info.shape, info.dtype));
+  }
+
+  /** A new tensor that shares `source`'s storage with another shape of the same size. */
+  view(source: Tensor, shape: Shape): Tensor {
+    source.assertAlive('reshape');
+    source.storage.refs++;
+    const t = this.#track(new Tensor(source.storage, shape, source.dtype));
+    this.#recordIfTracked('reshape', [source], [t], { shape });
+    return t;
+  }
+
+  releaseTensor(t: Tensor): void {
+    const storage = t.storage;
+    storage.refs--;
+    if (storage.refs === 0) storage.backend.free(storage.dataId);
+    this.#liveTensors.set(t.backend, (this.#liveTensors.get(t.backend) ?? 1) - 1);
+    for (const scope of this.#scopes) scope.delete(t);
+  }
+
+  keep(t: Tensor): void {
+    for (const scope of this.#scopes) scope.delete(t);
+  }
+
+  #track(t: Tensor): Tensor {
+    this.#liveTensors.set(t.backend, (this.#liveTensors.get(t.backend) ?? 0) + 1);
+    this.#scopes.at(-1)?.add(t);
+    return t;
+  }
+
+  // ---- kernels ----
+
+  runKernel(kernelName: string, inputs: readonly Tensor[], attrs: Record<string, unknown> = {}): Tensor[] {
+    const backend = this.#backendOf(kernelName, inputs);
+    const infos = inputs.map(toInfo);
+    const fn = this.#kernels.get(backend.name)?.get(kernelName);
+    const outInfos = fn ? fn(infos, attrs, backend) : this.#fallback(kernelName, infos, attrs, backend);
+    const outputs = outInfos.map((info) => this.makeTensor(info, backend));
+    this.#recordIfTracked(kernelName, inputs, outputs, attrs);
+    return outputs;
+  }
+
+  #backendOf(kernelName: string, inputs: readonly Tensor[]): Backend {
+    for (const t of inputs) t.assertAlive(kernelName);
+    const backend = inputs.length > 0 ? inputs[0].storage.backend : this.getBackend();
+    for (const [i, t] of inputs.entries()) {
+      if (t.storage.backend !== backend) {
+        throw new Error(
+          `${kernelName}: input ${i} lives on backend "${t.backend}" but input 0 on "${backend.name}"; move tensors with toBackend() first.`,
+        );
+      }
+    }
+    return backend;
+  }
+
+  /** Runs a kernel the backend lacks on cpu, with explicit copies both ways, and counts it. */
+  #fallback(kernelName: string, infos: TensorInfo[], attrs: Record<string, unknown>, backend: Backend): TensorInfo[] {
+    const cpu = this.#backends.get('cpu');
+    const cpuKernel = this.#kernels.get('cpu')?.get(kernelName);
+    if (!cpu || !cpuKernel) throw new Error(`Kernel "${kernelName}" is not implemented on backend "${backend.name}" nor on cpu.`);
+    if (backend === cpu) throw new Error(`Kernel "${kernelName}" is not implemented on the cpu backend.`);
+    if (!backend.readSync) {
+      throw new Error(`Kernel "${kernelName}" is missing on backend "${backend.name}", which cannot read synchronously to fall back to cpu.`);
+    }
+    const key = `${backend.name}:${kernelName}`;
+    this.#fallbacks.set(key, (this.#fallbacks.get(key) ?? 0) + 1);
+    const cpuInputs = infos.map((info) => ({
+      ...info,
+      dataId: cpu.upload(backend.readSync!(info.dataId, info.dtype, sizeOfInfo(info)), info.dtype),
+    }));
+    try {
+      return cpuKernel(cpuInputs, attrs, cpu).map((out) => {
+        const values = cpu.readSync!(out.dataId, out.dtype, sizeOfInfo(out));
+        cpu.free(out.dataId);
+        return { ...out, dataId: backend.upload(values, out.dtype) };
+      });
+    } finally {
+      for (const info of cpuInputs) cpu.free(info.dataId);
+    }
+  }
+
+  // ---- autograd ----
+
+  #recordIfTracked(kernel: string, inputs: readonly Tensor[], outputs: readonly Tensor[], attrs: Record<string, unknown>): void {
+    const tape = this.#tape;
+    if (!tape || this.#gradDisabled > 0 || !inputs.some((t) => tape.tracked.has(t.id))) return;
+    tape.nodes.push({ kernel, inputs, outputs, attrs });
+    for (const t of inputs) tape.held.add(t);
+    for (const t of outputs) tape.held.add(t);
+    for (const o of outputs) if (o.dtype !== 'i32') tape.tracked.add(o.id);
+  }
+
+  /** Runs `f` without recording anything for autograd. */
+  noGrad<T>(f: () => T): T {
+    this.#gradDisabled++;
+    try {
+      return f();
+    } finally {
+      this.#gradDisabled--;
+    }
+  }
+
+  /**
+   * Evaluates the scalar `f()` and its gradient with respect to each of `xs`. Every tensor created on the way
+   * (activations, saved tensors, intermediate gradients) is disposed before returning.
+   */
+  valueAndGrad(f: () => Tensor, xs: readonly Tensor[]): { value: Tensor; grads: Tensor[] } {
+    if (this.#tape) throw new Error('valueAndGrad: nested gradient recording is not supported.');
+    return this.tidy(() => {
+      const tape: Tape = { nodes: [], tracked: new Set(xs.map((x) => x.id)), held: new Set() };
+      this.#tape = tape;
+      let value: Tensor;
+      try {
+        value = f();
+      } finally {
+        this.#tape = null;
+      }
+      if (!(value instanceof Tensor) || value.size !== 1) {
+        throw new Error(`valueAndGrad: the function must return a one-element tensor, got ${describe(value)}.`);
+      }
+      const grads = this.noGrad(() => this.#backprop(tape, value, xs));
+      return { value, grads };
+    });
+  }
+
+  #backprop(tape: Tape, value: Tensor, xs: readonly Tensor[]): Tensor[] {
+    const grads = new Map<number, Tensor>();
+    grads.set(value.id, this.runKernel('fill', [], { shape: value.shape, dtype: value.dtype, value: 1 })[0]);
+    for (let i = tape.nodes.length - 1; i >= 0; i--) {
+      const node = tape.nodes[i];
+      const dys = node.outputs.map((o) => grads.get(o.id) ?? null);
+      if (dys.every((d) => d === null)) continue;
+      const gradFn = this.#gradients.get(node.kernel);
+      if (!gradFn) throw new Error(`No gradient is registered for kernel "${node.kernel}".`);
+      const dxs = gradFn(dys, node);
+      node.inputs.forEach((input, k) => {
+        const dx = dxs[k];
+        if (!dx || !tape.tracked.has(input.id)) return;
+        if (!shapesEqual(dx.shape, input.shape)) {
+          throw new Error(
+            `Gradient of "${node.kernel}" input ${k} has shape ${formatShape(dx.shape)}, expected ${formatShape(input.shape)}.`,
+          );
+        }
+        const prev = grads.get(input.id);
+        grads.set(input.id, prev ? this.runKernel('add', [prev, dx])[0] : dx);
+      });
+    }
+    return xs.map((x) => {
+      const g = grads.get(x.id);
+      if (!g) return this.runKernel('fill', [], { shape: x.shape, dtype: x.dtype, value: 0 })[0];
+      return g.dtype === x.dtype ? g : this.runKernel('cast', [g], { dtype: x.dtype })[0];
+    });
+  }
+
+  // ---- scopes ----
+
+  /** Runs `f`; disposes every tensor it created except those it returns (found in arrays and plain objects). */
+  tidy<T>(f: () => T): T {
+    const scope: Scope = new Set();
+    this.#scopes.push(scope);
+    let result: T;
+    try {
+      result = f();
+    } catch (e) {
+      this.#scopes.pop();
+      for (const t of scope) t.dispose();
+      throw e;
+    }
+    this.#scopes.pop();
+    if (result instanceof Promise) {
+      throw new Error('tidy: the function returned a Promise; tidy only works with synchronous functions.');
+    }
+    const kept = new Set<Tensor>();
+    collectTensors(result, kept);
+    const held = this.#tape?.held;
+    if (held) for (const t of scope) if (held.has(t)) kept.add(t);
+    for (const t of scope) if (!kept.has(t)) t.dispose();
+    const parent = this.#scopes.at(-1);
+    if (parent) for (const t of kept) if (!t.isDisposed && scope.has(t)) parent.add(t);
+    return result;
+  }
+
+  /** For tests: forget everything registered in scopes (does not free memory). */
+  get scopeDepth(): number {
+    return this.#scopes.length;
+  }
+}
+
+function toInfo(t: Tensor): TensorInfo {
+  return { dataId: t.storage.dataId, shape: t.shape, dtype: t.dtype };
+}
+
+function sizeOfInfo(info: { shape: Shape }): number {
+  let n = 1;
+  for (const d of info.shape) n *= d;
+  return n;
+}
+
+export function byteSize(shape: Shape, dtype: DType): number {
+  return sizeOfInfo({ shape }) * bytesPerElement(dtype);
+}
+
+function collectTensors(value: unknown, out: Set<Tensor>, depth = 0): void {
+  if (depth > 8 || value === null || typeof value !== 'object') return;
+  if (value instanceof Tensor) {
+    out.add(value);
+    return;
+  }
+  if (Array.isArray(value)) {
+    for (const v of value) collectTensors(v, out, depth + 1);
+    return;
+  }
+  if (value instanceof Map) {
+    for (const v of value.values()) collectTensors(v, out, depth + 1);
+    return;
+  }
+  if (Object.getPrototypeOf(value) === Object.prototype) {
+    for (const v of Object.values(value)) collectTensors(v, out, depth + 1);
+  }
+}
+
+function describe(v: unknown): string {
+  return v instanceof Tensor ? `shape ${formatShape(v.shape)}` : typeof v;
+}
+
+const ENGINE_KEY = Symbol.for('@mamba-ts/tensor.engine');
+
+export function engine(): Engine {
+  const g = globalThis as unknown as Record<symbol, Engine | undefined>;
+  return (g[ENGINE_KEY] ??= new Engine());
+}

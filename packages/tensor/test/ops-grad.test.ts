@@ -1,0 +1,94 @@
+import { describe, test } from 'vitest';
+import * as T from '@mamba-ts/tensor';
+import { checkGradients, seq } from './helpers/gradcheck.js';
+
+const w = (shape: number[], seed: number) => T.tensor(seq(shape.reduce((a, b) => a * b, 1), seed), shape);
+/** A random weighted sum so every output element matters. */
+const wsum = (y: T.Tensor, seed = 99) => T.sum(T.mul(y, w([...y.shape], seed)));
+
+describe('gradients of ordinary ops match finite differences', () => {
+  const v = (shape: number[], seed: number, lo = -1, hi = 1) => ({ data: seq(shape.reduce((a, b) => a * b, 1), seed, lo, hi), shape });
+
+  test.each([
+    ['neg', T.neg], ['exp', T.exp], ['sigmoid', T.sigmoid], ['silu', T.silu], ['softplus', T.softplus],
+    ['tanh', T.tanh], ['gelu', T.gelu], ['square', T.square],
+  ] as const)('%s', (_, fn) => checkGradients((x) => wsum(fn(x)), [v([2, 3], 3)]));
+
+  test.each([
+    ['log', T.log], ['sqrt', T.sqrt], ['rsqrt', T.rsqrt], ['reciprocal', T.reciprocal],
+  ] as const)('%s on positive inputs', (_, fn) => checkGradients((x) => wsum(fn(x)), [v([5], 4, 0.5, 2)]));
+
+  test.each([
+    ['add', T.add], ['sub', T.sub], ['mul', T.mul], ['div', T.div], ['maximum', T.maximum], ['minimum', T.minimum],
+  ] as const)('%s with broadcasting', (name, fn) =>
+    checkGradients((a, b) => wsum(fn(a, b)), [v([2, 3, 4], 5, 0.5, 2), v(name === 'div' ? [3, 1] : [3, 1], 6, 0.5, 2)]),
+  );
+
+  test('pow', () => checkGradients((a, b) => wsum(T.pow(a, b)), [v([4], 7, 0.5, 2), v([4], 8)]));
+  test('affine, cast round trip', () => checkGradients((x) => wsum(T.cast(T.affine(x, 3, 1), 'f32')), [v([3], 9)]));
+
+  test('sum / mean / max over axes', () => {
+    checkGradients((x) => wsum(T.sum(x, 1)), [v([2, 3, 4], 10)]);
+    checkGradients((x) => wsum(T.sum(x, [0, 2], true)), [v([2, 3, 4], 11)]);
+    checkGradients((x) => wsum(T.mean(x, -1)), [v([2, 3], 12)]);
+    checkGradients((x) => wsum(T.max(x, 1)), [v([3, 5], 13)]);
+  });
+
+  test.each([
+    [false, false], [true, false], [false, true], [true, true],
+  ])('matmul transA=%s transB=%s, batched with broadcast', (transA, transB) => {
+    const a = transA ? [2, 3, 4] : [2, 4, 3];
+    const b = transB ? [5, 3] : [3, 5];
+    checkGradients((x, y) => wsum(T.matmul(x, y, { transA, transB })), [v(a, 14), v(b, 15)]);
+  });
+
+  test('slice, concat, transpose, reshape, split', () => {
+    checkGradients((x) => wsum(T.slice(x, [0, 1, 1], [2, 2, -1])), [v([2, 3, 4], 16)]);
+    checkGradients((x, y) => wsum(T.concat([x, y], 1)), [v([2, 3], 17), v([2, 2], 18)]);
+    checkGradients((x) => wsum(T.transpose(x, [2, 0, 1])), [v([2, 3, 4], 19)]);
+    checkGradients((x) => wsum(T.reshape(T.split(x, [1, 3], -1)[1], [-1])), [v([2, 4], 20)]);
+  });
+
+  test('softmax', () => checkGradients((x) => wsum(T.softmax(x)), [v([3, 5], 21)]));
+});
+
+describe('gradients of fused ops through the engine match finite differences', () => {
+  const v = (shape: number[], seed: number, lo = -1, hi = 1) => ({ data: seq(shape.reduce((a, b) => a * b, 1), seed, lo, hi), shape });
+
+  test('rmsNorm and layerNorm', () => {
+    checkGradients((x, g) => wsum(T.rmsNorm(x, g, 1e-5)), [v([3, 4], 30), v([4], 31, 0.5, 1.5)]);
+    checkGradients((x, g, b) => wsum(T.layerNorm(x, g, b, 1e-5)), [v([3, 4], 32), v([4], 33, 0.5, 1.5), v([4], 34)]);
+  });
+
+  test('embedding', () => {
+    const ids = T.tensor([2, 0, 2, 1], [2, 2], 'i32');
+    checkGradients((table) => wsum(T.embedding(table, ids)), [v([3, 4], 35)]);
+  });
+
+  test('causalConv1d with bias, initial state and SiLU', () => {
+    checkGradients(
+      (x, wt, b, s) => wsum(T.causalConv1d(x, wt, { bias: b, initialState: s, silu: true })),
+      [v([2, 5, 3], 36), v([3, 4], 37), v([3], 38), v([2, 3, 3], 39)],
+    );
+  });
+
+  test('selectiveScan with every input', () => {
+    const [B, L, E, N] = [1, 4, 3, 2];
+    checkGradients(
+      (u, delta, A, Bm, Cm, D, z, bias, h0) => {
+        const { y, hLast } = T.selectiveScan({ u, delta, A, B: Bm, C: Cm, D, z, deltaBias: bias, h0 });
+        return T.add(wsum(y), wsum(hLast, 7));
+      },
+      [
+        v([B, L, E], 40), v([B, L, E], 41), v([E, N], 42, -1.5, -0.2), v([B, L, N], 43), v([B, L, N], 44),
+        v([E], 45), v([B, L, E], 46), v([E], 47), v([B, E, N], 48),
+      ],
+    );
+  });
+
+  test('crossEntropy and linearCrossEntropy (with an ignored row)', () => {
+    const targets = T.tensor([1, -100, 3], [3], 'i32');
+    checkGradients((logits) => T.crossEntropy(logits, targets, { chunkSize: 2 }), [v([3, 5], 50, -2, 2)]);
+    checkGradients((h, wt) => T.linearCrossEntropy(h, wt, targets, { chunkSize: 2 }), [v([3, 4], 51), v([5, 4], 52)]);
+  });
+});
