@@ -13,7 +13,7 @@ import {
   readSafetensorsHeaderLength,
   safetensorsInputEntries,
   safetensorsTypedArray,
-  unknownTensorMessage,
+  safetensorsUnknownTensorMessage,
 } from './safetensors.js';
 import type {
   SafetensorsHeader,
@@ -122,7 +122,7 @@ export class SafetensorsFile implements SafetensorsCheckpoint {
 
   info(name: string): SafetensorsTensorInfo {
     const t = this.header.tensors.get(name);
-    if (t === undefined) throw new SafetensorsError(unknownTensorMessage(this.path, name, this.names()));
+    if (t === undefined) throw new SafetensorsError(safetensorsUnknownTensorMessage(this.path, name, this.names()));
     return t;
   }
 
@@ -172,7 +172,7 @@ class ShardedCheckpoint implements SafetensorsCheckpoint {
 
   private shard(name: string): SafetensorsFile {
     const file = this.weightMap.get(name);
-    if (file === undefined) throw new SafetensorsError(unknownTensorMessage(this.source, name, this.names()));
+    if (file === undefined) throw new SafetensorsError(safetensorsUnknownTensorMessage(this.source, name, this.names()));
     return file;
   }
 

@@ -117,7 +117,7 @@ function isNonNegativeInt(value: unknown): value is number {
 }
 
 /** Element count of a validated shape; a zero dimension wins over any overflow of the others. */
-export function shapeSize(shape: readonly number[]): number {
+function shapeSize(shape: readonly number[]): number {
   if (shape.includes(0)) return 0;
   let n = 1;
   for (const d of shape) n *= d;
@@ -231,7 +231,9 @@ export function parseSafetensorsHeader(prefix: Uint8Array, fileSize: number, sou
   try {
     json = JSON.parse(text);
   } catch (e) {
-    fail(`${source}: header is not valid JSON (${(e as Error).message}); ${CORRUPT}`);
+    // V8 quotes the offending input; keep raw control bytes out of the message.
+    const reason = (e as Error).message.replace(/[\u0000-\u001f\u007f]/g, '?');
+    fail(`${source}: header is not valid JSON (${reason}); ${CORRUPT}`);
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     fail(`${source}: header must be a JSON object but is ${describe(json)}; ${CORRUPT}`);
@@ -281,7 +283,7 @@ export function safetensorsTypedArray(
 }
 
 /** The name list used in "no tensor named" errors, shortened for huge checkpoints. */
-export function unknownTensorMessage(source: string, name: string, names: readonly string[]): string {
+export function safetensorsUnknownTensorMessage(source: string, name: string, names: readonly string[]): string {
   const shown = names.slice(0, 8).map((n) => JSON.stringify(n)).join(', ');
   const more = names.length > 8 ? `, ... (${names.length} in all)` : '';
   const available = names.length ? `available tensors are ${shown}${more}` : 'it holds no tensors';
@@ -303,7 +305,7 @@ export function readSafetensors(bytes: Uint8Array, source = 'safetensors'): Safe
   const header = parseSafetensorsHeader(bytes, bytes.length, source);
   const info = (name: string): SafetensorsTensorInfo => {
     const t = header.tensors.get(name);
-    if (t === undefined) throw new SafetensorsError(unknownTensorMessage(source, name, [...header.tensors.keys()]));
+    if (t === undefined) throw new SafetensorsError(safetensorsUnknownTensorMessage(source, name, [...header.tensors.keys()]));
     return t;
   };
   return {

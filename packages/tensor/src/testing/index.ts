@@ -1,0 +1,2 @@
+// Test utilities shared by backend packages: the backend conformance suite.
+export {};
