@@ -22,6 +22,7 @@ export { linearSchedule, cosineSchedule, constantSchedule, type ScheduleOptions 
 export { CpuBackend, registerCpuBackend } from './backends/cpu/index.js';
 export * as cpuMath from './backends/cpu/math/index.js';
 export * from './io/safetensors.js';
+export { tensorFromSafetensors, safetensorsEntry } from './io/tensor-io.js';
 
 registerCpuBackend();
 

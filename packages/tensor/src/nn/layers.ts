@@ -32,11 +32,12 @@ export class Linear extends Module {
     this.bias = bias ? this.registerParameter('bias', zeros([outFeatures], dtype)) : null;
   }
 
-  forward(x: Tensor): Tensor {
+  /** `bias: false` leaves the bias out (e.g. Mamba's dt_proj, whose bias goes into the scan kernel in fp32). */
+  forward(x: Tensor, { bias = true }: { bias?: boolean } = {}): Tensor {
     const lead = x.shape.slice(0, -1);
     const flat = reshape(x, [-1, this.inFeatures]);
     let y = matmul(flat, asDType(this.weight.value, x.dtype), { transB: true });
-    if (this.bias) y = add(y, asDType(this.bias.value, x.dtype));
+    if (this.bias && bias) y = add(y, asDType(this.bias.value, x.dtype));
     return reshape(y, [...lead, this.outFeatures]);
   }
 }

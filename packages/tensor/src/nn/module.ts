@@ -56,6 +56,13 @@ export class Module {
     return module;
   }
 
+  /** A direct child by name, looked up on each call so that replaced (wrapped) children take effect. */
+  protected child<M extends Module>(name: string): M {
+    const m = this.#children.get(name);
+    if (!m) throw new Error(`${this.constructor.name} has no submodule "${name}".`);
+    return m as M;
+  }
+
   /** Replaces a direct child (used to wrap modules, e.g. with LoRA). */
   replaceChild(name: string, module: Module): void {
     if (!this.#children.has(name)) throw new Error(`replaceChild: no submodule named "${name}".`);

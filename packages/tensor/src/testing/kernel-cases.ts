@@ -1,0 +1,403 @@
+import type { DType } from '../dtype.js';
+import { engine } from '../engine.js';
+import { tensor } from '../ops/core.js';
+import type { Tensor } from '../tensor.js';
+import type { Gen } from './gen.js';
+
+export type FloatDType = 'f32' | 'bf16' | 'f16';
+
+/** One call of a kernel: inputs (on cpu) and attrs. */
+export interface KernelVariant {
+  label: string;
+  inputs: Tensor[];
+  attrs: Record<string, unknown>;
+}
+
+/**
+ * How to exercise one kernel. `float` cases run once per float dtype (inputs that the contract keeps in f32, such
+ * as scan states, stay f32); `once` cases cover their own dtypes.
+ */
+export interface KernelCase {
+  dtypes: 'float' | 'once';
+  variants(dtype: FloatDType, g: Gen): KernelVariant[];
+}
+
+const v = (label: string, inputs: Tensor[], attrs: Record<string, unknown> = {}): KernelVariant => ({ label, inputs, attrs });
+
+/** Shapes with odd sizes (not multiples of 4) and size-1 dims. */
+const SHAPES: number[][] = [[7], [3, 5], [2, 1, 9], [1, 13], [5, 3, 3]];
+
+/** Positive inputs away from 0 for log, sqrt, reciprocal…; wider ranges for the rest. */
+const UNARY_DOMAIN: Record<string, [number, number]> = {
+  log: [0.2, 3], sqrt: [0.2, 3], rsqrt: [0.2, 3], reciprocal: [0.3, 3],
+  exp: [-4, 4], softplus: [-25, 25], sigmoid: [-9, 9], silu: [-9, 9], tanh: [-4, 4], gelu: [-5, 5], normalCdf: [-5, 5],
+};
+
+export const UNARY_KERNELS = [
+  'neg', 'exp', 'log', 'sqrt', 'rsqrt', 'abs', 'square', 'reciprocal', 'sigmoid', 'silu', 'softplus', 'tanh', 'gelu',
+  'relu', 'normalCdf', 'step', 'sign',
+];
+
+export const BINARY_KERNELS = ['add', 'sub', 'mul', 'div', 'maximum', 'minimum', 'pow', 'greater', 'equal'];
+
+function unaryCase(name: string): KernelCase {
+  const [lo, hi] = UNARY_DOMAIN[name] ?? [-3, 3];
+  return {
+    dtypes: 'float',
+    variants: (dtype, g) => SHAPES.map((s) => v(`[${s}]`, [g.uniform(s, dtype, lo, hi)])),
+  };
+}
+
+/** Pairs of broadcastable shapes. */
+const BINARY_SHAPES: [number[], number[]][] = [
+  [[3, 5], [3, 5]],
+  [[2, 1, 9], [7, 1]],
+  [[3, 1, 5], [1, 6, 5]],
+  [[], [3, 7]],
+  [[5, 3], []],
+  [[13], [1]],
+  [[2, 3, 1], [3, 5]],
+];
+
+function binaryCase(name: string): KernelCase {
+  const positive = name === 'pow' || name === 'div';
+  return {
+    dtypes: 'float',
+    variants: (dtype, g) => {
+      const out = BINARY_SHAPES.map(([sa, sb]) => {
+        if (name === 'equal' || name === 'greater') return v(`[${sa}]·[${sb}]`, [g.ints(sa, -2, 3, dtype), g.ints(sb, -2, 3, dtype)]);
+        const a = positive ? g.uniform(sa, dtype, 0.5, 2) : g.normal(sa, dtype);
+        const b = name === 'pow' ? g.uniform(sb, dtype, -1.5, 1.5) : positive ? g.uniform(sb, dtype, 0.5, 2) : g.normal(sb, dtype);
+        return v(`[${sa}]·[${sb}]`, [a, b]);
+      });
+      // Integer inputs: the loss uses equal(targets, ignoreIndex) on i32, and add/mul must keep i32.
+      if (dtype === 'f32' && ['add', 'sub', 'mul', 'equal', 'greater', 'maximum', 'minimum'].includes(name)) {
+        out.push(v('i32 [3,5]·[5]', [g.ints([3, 5], -3, 4), g.ints([5], -3, 4)]));
+      }
+      return out;
+    },
+  };
+}
+
+function reduceCase(): KernelCase {
+  const plans: [number[], number[], boolean][] = [
+    [[7], [0], false],
+    [[3, 5], [1], false],
+    [[3, 5], [0], true],
+    [[2, 3, 5], [1, 2], false],
+    [[2, 3, 5], [0, 1], true],
+    [[5, 1, 3], [1], false],
+    [[3, 9, 5], [0, 1, 2], false],
+  ];
+  return {
+    dtypes: 'float',
+    variants: (dtype, g) => plans.map(([s, axes, keepDims]) => v(`[${s}] axes [${axes}]${keepDims ? ' keep' : ''}`, [g.normal(s, dtype)], { axes, keepDims })),
+  };
+}
+
+function matmulCase(): KernelCase {
+  const plans: [string, number[], number[], boolean, boolean][] = [
+    ['5x7·7x9', [5, 7], [7, 9], false, false],
+    ['transA', [7, 5], [7, 9], true, false],
+    ['transB', [5, 7], [9, 7], false, true],
+    ['transA transB', [7, 5], [9, 7], true, true],
+    ['1x1·1x1', [1, 1], [1, 1], false, false],
+    ['1xK·KxN', [1, 11], [11, 6], false, false],
+    ['batched broadcast', [2, 3, 5, 7], [3, 7, 6], false, false],
+    ['batch-1 broadcast transB', [1, 5, 7], [3, 9, 7], false, true],
+    ['blocked 33x261·261x19', [33, 261], [261, 19], false, false],
+    ['blocked transB 45x67·70x67', [45, 67], [70, 67], false, true],
+    ['blocked transA 261x21·261x35', [261, 21], [261, 35], true, false],
+  ];
+  return {
+    dtypes: 'float',
+    variants: (dtype, g) => plans.map(([label, sa, sb, transA, transB]) => v(label, [g.normal(sa, dtype), g.normal(sb, dtype)], { transA, transB })),
+  };
+}
+
+function castCase(): KernelCase {
+  const special = [0, -0, 1, -1, 0.1, 65504, 65519, 65520, 1e5, -1e5, 6e-8, 3e-8, 1e-40, 3.3895314e38, 3.4e38, NaN, Infinity, -Infinity, 1.00390625, 1.01171875];
+  return {
+    dtypes: 'once',
+    variants: (_, g) => {
+      const out: KernelVariant[] = [];
+      const floats: DType[] = ['f32', 'bf16', 'f16'];
+      for (const from of floats) {
+        for (const to of [...floats, 'i32'] as DType[]) {
+          if (from === to) continue;
+          out.push(v(`${from}→${to} random`, [g.normal([3, 7], from, 50)], { dtype: to }));
+        }
+      }
+      out.push(v('f32→bf16 special values', [tensor(special, [special.length], 'f32')], { dtype: 'bf16' }));
+      out.push(v('f32→f16 special values', [tensor(special, [special.length], 'f32')], { dtype: 'f16' }));
+      out.push(v('i32→f32', [g.ints([2, 7], -1000, 1000)], { dtype: 'f32' }));
+      out.push(v('i32→bf16', [g.ints([2, 7], -1000, 1000)], { dtype: 'bf16' }));
+      out.push(v('i32→i32', [g.ints([2, 7], -1000, 1000)], { dtype: 'i32' }));
+      return out;
+    },
+  };
+}
+
+function convVariants(dtype: FloatDType, g: Gen, withDy: boolean): KernelVariant[] {
+  const plans: [string, number, number, number, number, boolean, boolean, boolean][] = [
+    // label, B, L, E, W, bias, initialState, silu
+    ['plain', 1, 7, 5, 4, false, false, false],
+    ['bias silu', 2, 9, 3, 4, true, false, true],
+    ['bias state silu', 2, 5, 7, 4, true, true, true],
+    ['state W3 L2 < W', 1, 2, 6, 3, false, true, false],
+    ['W1', 2, 3, 5, 1, true, false, true],
+  ];
+  return plans.map(([label, B, L, E, W, bias, state, silu]) => {
+    const names = ['x', 'weight'];
+    const inputs = [g.normal([B, L, E], dtype), g.normal([E, W], dtype, 0.5)];
+    if (bias) (names.push('bias'), inputs.push(g.normal([E], dtype, 0.5)));
+    if (state) (names.push('initialState'), inputs.push(g.normal([B, E, W - 1], dtype)));
+    if (withDy) inputs.unshift(g.normal([B, L, E], dtype));
+    return v(label, inputs, { silu, names });
+  });
+}
+
+interface ScanPlan {
+  label: string;
+  dims: [number, number, number, number];
+  optional: ('D' | 'z' | 'deltaBias' | 'h0')[];
+  deltaSoftplus: boolean;
+}
+
+const SCAN_PLANS: ScanPlan[] = [
+  { label: 'minimal', dims: [1, 5, 3, 2], optional: [], deltaSoftplus: true },
+  { label: 'all inputs', dims: [2, 7, 5, 3], optional: ['D', 'z', 'deltaBias', 'h0'], deltaSoftplus: true },
+  { label: 'D z no softplus', dims: [1, 9, 6, 5], optional: ['D', 'z'], deltaSoftplus: false },
+  { label: 'N16 E9 bias', dims: [1, 6, 9, 16], optional: ['D', 'deltaBias', 'z'], deltaSoftplus: true },
+  { label: 'L1 h0', dims: [2, 1, 3, 1], optional: ['h0', 'D'], deltaSoftplus: true },
+];
+
+/** Scan inputs in kernel order; u, delta, B, C, z in `dtype`, A, D, deltaBias, h0 in f32 (the precision policy). */
+function scanInputs(dtype: FloatDType, g: Gen, plan: ScanPlan): { inputs: Tensor[]; names: string[] } {
+  const [Bt, L, E, N] = plan.dims;
+  const names = ['u', 'delta', 'A', 'B', 'C'];
+  const delta = plan.deltaSoftplus ? g.uniform([Bt, L, E], dtype, -3, 1) : g.uniform([Bt, L, E], dtype, 0.01, 0.6);
+  const inputs = [g.normal([Bt, L, E], dtype), delta, g.uniform([E, N], 'f32', -2, -0.1), g.normal([Bt, L, N], dtype), g.normal([Bt, L, N], dtype)];
+  const make: Record<string, () => Tensor> = {
+    D: () => g.normal([E], 'f32'),
+    z: () => g.normal([Bt, L, E], dtype),
+    deltaBias: () => g.uniform([E], 'f32', -1, 0.5),
+    h0: () => g.normal([Bt, E, N], 'f32'),
+  };
+  for (const name of plan.optional) (names.push(name), inputs.push(make[name]()));
+  return { inputs, names };
+}
+
+function selectiveScanCase(grad: boolean): KernelCase {
+  return {
+    dtypes: 'float',
+    variants: (dtype, g) =>
+      SCAN_PLANS.flatMap((plan) => {
+        const { inputs, names } = scanInputs(dtype, g, plan);
+        const attrs = { names, deltaSoftplus: plan.deltaSoftplus };
+        if (!grad) return [v(plan.label, inputs, attrs)];
+        const [Bt, L, E, N] = plan.dims;
+        const dy = g.normal([Bt, L, E], dtype);
+        const withState = v(`${plan.label} with dhLast`, [dy, g.normal([Bt, E, N], 'f32'), ...inputs], { ...attrs, hasDhLast: true });
+        return [v(plan.label, [dy, ...inputs], { ...attrs, hasDhLast: false }), withState];
+      }),
+  };
+}
+
+function stateUpdateCase(): KernelCase {
+  const plans: [string, number, number, number, string[], boolean][] = [
+    ['minimal', 1, 5, 3, [], true],
+    ['all', 2, 7, 16, ['D', 'z', 'deltaBias'], true],
+    ['no softplus', 3, 3, 5, ['D'], false],
+  ];
+  return {
+    dtypes: 'float',
+    variants: (dtype, g) =>
+      plans.map(([label, Bt, E, N, optional, deltaSoftplus]) => {
+        const names = ['state', 'x', 'delta', 'A', 'B', 'C'];
+        const delta = deltaSoftplus ? g.uniform([Bt, E], dtype, -3, 1) : g.uniform([Bt, E], dtype, 0.01, 0.6);
+        const inputs = [g.normal([Bt, E, N], 'f32'), g.normal([Bt, E], dtype), delta, g.uniform([E, N], 'f32', -2, -0.1), g.normal([Bt, N], dtype), g.normal([Bt, N], dtype)];
+        const make: Record<string, () => Tensor> = { D: () => g.normal([E], 'f32'), z: () => g.normal([Bt, E], dtype), deltaBias: () => g.uniform([E], 'f32', -1, 0.5) };
+        for (const name of optional) (names.push(name), inputs.push(make[name]()));
+        return v(label, inputs, { names, deltaSoftplus });
+      }),
+  };
+}
+
+const CE_PLANS: [string, number, number, number][] = [
+  // label, rows, vocab, chunkSize
+  ['one chunk', 5, 13, 4096],
+  ['chunked', 7, 29, 5],
+  ['single row', 1, 3, 2],
+];
+
+/** The forward's log-sum-exp, computed on cpu (the grad kernels take it as an input). */
+function cpuLse(kernel: string, inputs: Tensor[], attrs: Record<string, unknown>): Tensor {
+  const [loss, lse] = engine().runKernel(kernel, inputs, attrs);
+  loss.dispose();
+  return lse;
+}
+
+function crossEntropyCase(grad: boolean): KernelCase {
+  return {
+    dtypes: 'float',
+    variants: (dtype, g) =>
+      CE_PLANS.map(([label, rows, vocab, chunkSize]) => {
+        const attrs = { ignoreIndex: -100, chunkSize };
+        const logits = g.normal([rows, vocab], dtype, 3);
+        const targets = g.targets(rows, vocab, -100);
+        if (!grad) return v(label, [logits, targets], attrs);
+        const lse = cpuLse('crossEntropy', [logits, targets], attrs);
+        return v(label, [g.normal([rows], 'f32'), logits, targets, lse], attrs);
+      }),
+  };
+}
+
+function linearCrossEntropyCase(grad: boolean): KernelCase {
+  return {
+    dtypes: 'float',
+    variants: (dtype, g) =>
+      CE_PLANS.map(([label, rows, vocab, chunkSize]) => {
+        const dim = label === 'single row' ? 1 : 11;
+        const attrs = { ignoreIndex: -100, chunkSize };
+        const hidden = g.normal([rows, dim], dtype);
+        const weight = g.normal([vocab, dim], dtype, 0.7);
+        const targets = g.targets(rows, vocab, -100);
+        if (!grad) return v(label, [hidden, weight, targets], attrs);
+        const lse = cpuLse('linearCrossEntropy', [hidden, weight, targets], attrs);
+        return v(label, [g.normal([rows], 'f32'), hidden, weight, targets, lse], attrs);
+      }),
+  };
+}
+
+/** Every kernel of the cpu backend and how to exercise it. The suite fails if the cpu backend has one not listed. */
+export function kernelCases(): Record<string, KernelCase> {
+  const cases: Record<string, KernelCase> = {
+    fill: {
+      dtypes: 'once',
+      variants: () => (['f32', 'bf16', 'f16', 'i32'] as DType[]).flatMap((dtype) => [
+        v(`${dtype} [3,5] = 1.3`, [], { shape: [3, 5], dtype, value: 1.3 }),
+        v(`${dtype} [] = -7`, [], { shape: [], dtype, value: -7 }),
+        v(`${dtype} [2,0,3] = 2`, [], { shape: [2, 0, 3], dtype, value: 2 }),
+      ]),
+    },
+    cast: castCase(),
+    affine: {
+      dtypes: 'float',
+      variants: (dtype, g) => SHAPES.map((s, i) => v(`[${s}]`, [g.normal(s, dtype)], { scale: [2, -0.5, 1, 0, 3.25][i], offset: [0.5, 1, 0, -2, 0.125][i] })),
+    },
+    argmax: {
+      dtypes: 'float',
+      variants: (dtype, g) => [
+        v('[3,7]', [g.normal([3, 7], dtype)]),
+        v('[9] → []', [g.normal([9], dtype)]),
+        v('[2,1,5]', [g.normal([2, 1, 5], dtype)]),
+        v('ties pick the first', [g.ints([4, 9], 0, 3, dtype)]),
+      ],
+    },
+    matmul: matmulCase(),
+    slice: {
+      dtypes: 'float',
+      variants: (dtype, g) => [
+        v('[7] 2..5', [g.normal([7], dtype)], { begin: [2], size: [3] }),
+        v('[3,5,7] middle', [g.normal([3, 5, 7], dtype)], { begin: [1, 1, 2], size: [2, 3, 5] }),
+        v('[5,9] cols', [g.normal([5, 9], dtype)], { begin: [0, 3], size: [5, 1] }),
+      ],
+    },
+    padSlice: {
+      dtypes: 'float',
+      variants: (dtype, g) => [
+        v('[3] into [7]', [g.normal([3], dtype)], { shape: [7], begin: [2] }),
+        v('[2,3,5] into [3,5,7]', [g.normal([2, 3, 5], dtype)], { shape: [3, 5, 7], begin: [1, 1, 2] }),
+      ],
+    },
+    transpose: {
+      dtypes: 'float',
+      variants: (dtype, g) => [
+        v('[3,5] T', [g.normal([3, 5], dtype)], { perm: [1, 0] }),
+        v('[2,3,5] 2,0,1', [g.normal([2, 3, 5], dtype)], { perm: [2, 0, 1] }),
+        v('[2,3,1,5] 0,2,1,3', [g.normal([2, 3, 1, 5], dtype)], { perm: [0, 2, 1, 3] }),
+        v('[3,5,7] identity', [g.normal([3, 5, 7], dtype)], { perm: [0, 1, 2] }),
+      ],
+    },
+    concat: {
+      dtypes: 'float',
+      variants: (dtype, g) => [
+        v('axis 0', [g.normal([2, 5], dtype), g.normal([3, 5], dtype)], { axis: 0 }),
+        v('axis 1 of three', [g.normal([3, 1, 2], dtype), g.normal([3, 5, 2], dtype), g.normal([3, 3, 2], dtype)], { axis: 1 }),
+        v('last axis', [g.normal([2, 3], dtype), g.normal([2, 7], dtype)], { axis: 1 }),
+      ],
+    },
+    softmax: {
+      dtypes: 'float',
+      variants: (dtype, g) => [v('[3,7]', [g.normal([3, 7], dtype, 3)]), v('[13]', [g.normal([13], dtype)]), v('[2,1,1]', [g.normal([2, 1, 1], dtype)])],
+    },
+    sum: reduceCase(),
+    max: reduceCase(),
+    min: reduceCase(),
+    rmsNorm: {
+      dtypes: 'float',
+      variants: (dtype, g) => [
+        v('[3,7]', [g.normal([3, 7], dtype), g.uniform([7], dtype, 0.5, 1.5)], { eps: 1e-5 }),
+        v('[2,5,13]', [g.normal([2, 5, 13], dtype), g.uniform([13], dtype, 0.5, 1.5)], { eps: 1e-6 }),
+      ],
+    },
+    rmsNormGrad: {
+      dtypes: 'float',
+      variants: (dtype, g) => [
+        v('[3,7]', [g.normal([3, 7], dtype), g.normal([3, 7], dtype), g.uniform([7], dtype, 0.5, 1.5)], { eps: 1e-5 }),
+        v('[2,5,13]', [g.normal([2, 5, 13], dtype), g.normal([2, 5, 13], dtype), g.uniform([13], dtype, 0.5, 1.5)], { eps: 1e-6 }),
+      ],
+    },
+    layerNorm: {
+      dtypes: 'float',
+      variants: (dtype, g) => [
+        v('[3,7]', [g.normal([3, 7], dtype, 2), g.uniform([7], dtype, 0.5, 1.5), g.normal([7], dtype)], { eps: 1e-5 }),
+      ],
+    },
+    layerNormGrad: {
+      dtypes: 'float',
+      variants: (dtype, g) => [
+        v('[3,7]', [g.normal([3, 7], dtype), g.normal([3, 7], dtype, 2), g.uniform([7], dtype, 0.5, 1.5), g.normal([7], dtype)], { eps: 1e-5 }),
+      ],
+    },
+    embedding: {
+      dtypes: 'float',
+      variants: (dtype, g) => [
+        v('[2,3] ids', [g.normal([11, 7], dtype), g.ints([2, 3], 0, 11)]),
+        v('[5] ids dim 1', [g.normal([3, 1], dtype), g.ints([5], 0, 3)]),
+      ],
+    },
+    embeddingGrad: {
+      dtypes: 'float',
+      variants: (dtype, g) => [
+        v('repeated ids', [g.normal([2, 5, 7], dtype), g.ints([2, 5], 0, 4)], { vocab: 6, dtype }),
+        v('dim 1', [g.normal([5, 1], dtype), g.ints([5], 0, 3)], { vocab: 3, dtype }),
+      ],
+    },
+    causalConv1d: { dtypes: 'float', variants: (dtype, g) => convVariants(dtype, g, false) },
+    causalConv1dGrad: { dtypes: 'float', variants: (dtype, g) => convVariants(dtype, g, true) },
+    selectiveScan: selectiveScanCase(false),
+    selectiveScanGrad: selectiveScanCase(true),
+    selectiveStateUpdate: stateUpdateCase(),
+    crossEntropy: crossEntropyCase(false),
+    crossEntropyGrad: crossEntropyCase(true),
+    linearCrossEntropy: linearCrossEntropyCase(false),
+    linearCrossEntropyGrad: linearCrossEntropyCase(true),
+    adamw: {
+      dtypes: 'float',
+      variants: (dtype, g) => {
+        const attrs = (step: number, weightDecay: number) => ({ lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay, step });
+        const state = (s: number[]) => [g.normal(s, 'f32', 0.1), g.uniform(s, 'f32', 0, 0.05)];
+        return [
+          v('step 1', [g.normal([7], dtype), g.normal([7], dtype), ...state([7])], attrs(1, 0.01)),
+          v('step 5 [3,5] no decay', [g.normal([3, 5], dtype), g.normal([3, 5], dtype), ...state([3, 5])], attrs(5, 0)),
+          v('step 100 [13]', [g.normal([13], dtype), g.normal([13], dtype, 1e-3), ...state([13])], attrs(100, 0.1)),
+        ];
+      },
+    },
+  };
+  for (const name of UNARY_KERNELS) cases[name] = unaryCase(name);
+  for (const name of BINARY_KERNELS) cases[name] = binaryCase(name);
+  return cases;
+}
