@@ -1,4 +1,4 @@
-import { noGrad, reshape, narrow, tensor, tidy, type DType, type Tensor } from '@mamba-ts/tensor';
+import { noGrad, narrow, tensor, tidy, type DType, type Tensor } from '@mamba-ts/tensor';
 import type { LayerKV } from './attention.js';
 import type { GPTNeoXModel } from './model.js';
 import { createSampler, type SamplingOptions } from './sampling.js';
@@ -53,9 +53,9 @@ export async function generateIds(model: GPTNeoXModel, prompts: readonly (readon
     noGrad(() =>
       tidy(() => {
         const input = tensor(Int32Array.from(ids), [B, length], 'i32');
-        const r = model.forwardWithCache(input, { ...(cache ? { cache } : {}), ...(dtype ? { dtype } : {}) });
-        const V = r.logits.shape[2];
-        return { last: reshape(narrow(r.logits, 1, length - 1, 1), [B, 1, V]), cache: r.cache };
+        const r = model.gpt_neox.forward(input, { ...(cache ? { cache } : {}), ...(dtype ? { dtype } : {}) });
+        // Only the last position's logits are needed: skip the (B, L, vocab) product over the prompt.
+        return { last: model.embed_out.forward(narrow(r.hidden, 1, length - 1, 1)), cache: r.cache };
       }),
     );
 

@@ -61,6 +61,12 @@ describe('neox-tiny vs Hugging Face (cpu backend)', () => {
     }
   });
 
+  test('bf16 activations stay near the fp32 logits (HF CPU autocast differs by 0.03)', async () => {
+    const logits = lm.forward(inputIds, { dtype: 'bf16' });
+    expect(logits.dtype).toBe('bf16');
+    expect(maxAbsDiff(await logits.toFloat32(), await refValues('logits'))).toBeLessThan(0.1);
+  });
+
   test('greedy generation ids equal (KV cache)', async () => {
     const { prompt_ids, new_ids } = JSON.parse(await readFile(`${dir}/generate.json`, 'utf8')) as { prompt_ids: number[]; new_ids: number[] };
     const { ids } = await lm.generate(prompt_ids, { maxNewTokens: new_ids.length, eosTokenId: null });

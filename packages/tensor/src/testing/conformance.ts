@@ -53,11 +53,20 @@ export function runBackendConformance(backendName: string, api: TestApi, options
       e.findBackend(backendName);
       const allowed = new Set(options.allowMissing ?? []);
       const missing = e.kernelNames('cpu').filter((k) => !e.hasKernel(backendName, k) && !allowed.has(k));
+      if (missing.length > 0) {
+        throw new Error(
+          `backend "${backendName}" lacks ${missing.length} cpu kernels (they would fall back to cpu): ${missing.join(', ')}; ` +
+            'implement them or list them in options.allowMissing.',
+        );
+      }
       expect(missing).toEqual([]);
     });
 
     test('has a conformance case for every cpu kernel', () => {
       const uncovered = engine().kernelNames('cpu').filter((k) => !(k in cases));
+      if (uncovered.length > 0) {
+        throw new Error(`the conformance suite has no case for cpu kernels ${uncovered.join(', ')}; add them to testing/kernel-cases.ts.`);
+      }
       expect(uncovered).toEqual([]);
     });
 
@@ -68,12 +77,12 @@ export function runBackendConformance(backendName: string, api: TestApi, options
         const label = kcase.dtypes === 'once' ? `kernel ${kernel}` : `kernel ${kernel} (${dtype})`;
         test(
           label,
-          () => withLeakCheck(backendName, () => {
+          () => withLeakCheck(backendName, async () => {
             const g = new Gen(seed + hashString(label));
             const variants = onBackend('cpu', () => kcase.variants(dtype, g));
             const failures: string[] = [];
             try {
-              for (const variant of variants) failures.push(...compareKernel(kernel, variant, backendName, tolerances));
+              for (const variant of variants) failures.push(...(await compareKernel(kernel, variant, backendName, tolerances)));
             } finally {
               for (const variant of variants) for (const t of variant.inputs) t.dispose();
             }
@@ -93,10 +102,10 @@ export function runBackendConformance(backendName: string, api: TestApi, options
         const label = `grad() of ${probe.label} (${dtype})`;
         test(
           label,
-          () => withLeakCheck(backendName, () => {
+          () => withLeakCheck(backendName, async () => {
             const c = onBackend('cpu', () => makeCase(dtype, new Gen(seed + 7919 * index + hashString(dtype))));
             try {
-              const failures = compareGrad(c.f, c.xs, c.consts, backendName, tolerances);
+              const failures = await compareGrad(c.f, c.xs, c.consts, backendName, tolerances);
               if (failures.length > 0) throw new Error(`${label} differs from cpu:\n${failures.join('\n')}`);
             } finally {
               disposeCase(c);
@@ -131,7 +140,7 @@ export function fallbackReport(fn: () => void | Promise<void>): Record<string, n
 
 // ---- internals ----
 
-function compareKernel(kernel: string, variant: KernelVariant, target: string, tolerances: Record<DType, Tolerance>): string[] {
+async function compareKernel(kernel: string, variant: KernelVariant, target: string, tolerances: Record<DType, Tolerance>): Promise<string[]> {
   const where = `  ${variant.label}`;
   let expected: Tensor[] = [];
   let actual: Tensor[] = [];
@@ -145,7 +154,7 @@ function compareKernel(kernel: string, variant: KernelVariant, target: string, t
         for (const c of copies) c.dispose();
       }
     });
-    return compareOutputs(where, actual, expected, tolerances);
+    return await compareOutputs(where, actual, expected, tolerances);
   } catch (e) {
     return [`${where}: threw ${(e as Error).message}`];
   } finally {
@@ -153,13 +162,13 @@ function compareKernel(kernel: string, variant: KernelVariant, target: string, t
   }
 }
 
-function compareGrad(
+async function compareGrad(
   f: (xs: Tensor[], consts: Tensor[]) => Tensor,
   xs: Tensor[],
   consts: Tensor[],
   target: string,
   tolerances: Record<DType, Tolerance>,
-): string[] {
+): Promise<string[]> {
   const evaluate = (backend: string): Tensor[] =>
     onBackend(backend, () => {
       const xc = xs.map((t) => copyTo(t, backend));
@@ -177,7 +186,7 @@ function compareGrad(
     expected = evaluate('cpu');
     actual = evaluate(target);
     const labels = expected.map((_, i) => (i === 0 ? 'value' : `grad ${i - 1}`));
-    return compareOutputs('  ', actual, expected, tolerances, labels);
+    return await compareOutputs('  ', actual, expected, tolerances, labels);
   } catch (e) {
     return [`  threw ${(e as Error).message}`];
   } finally {
@@ -185,31 +194,31 @@ function compareGrad(
   }
 }
 
-function compareOutputs(
+async function compareOutputs(
   where: string,
   actual: Tensor[],
   expected: Tensor[],
   tolerances: Record<DType, Tolerance>,
   labels: string[] = expected.map((_, i) => `output ${i}`),
-): string[] {
+): Promise<string[]> {
   if (actual.length !== expected.length) return [`${where}: ${actual.length} outputs, expected ${expected.length}`];
   const failures: string[] = [];
-  expected.forEach((e, i) => {
+  for (const [i, e] of expected.entries()) {
     const a = actual[i];
     const what = `${where} ${labels[i]}`;
     if (a.dtype !== e.dtype) failures.push(`${what}: dtype ${a.dtype}, expected ${e.dtype}`);
     else if (!shapesEqual(a.shape, e.shape)) failures.push(`${what}: shape ${formatShape(a.shape)}, expected ${formatShape(e.shape)}`);
     else {
-      const bad = mismatch(readFloat32(a), readFloat32(e), tolerances[e.dtype]);
+      const bad = mismatch(await readFloat32(a), await readFloat32(e), tolerances[e.dtype]);
       if (bad) failures.push(`${what} ${formatShape(e.shape)} ${e.dtype}: ${bad}`);
     }
-  });
+  }
   return failures;
 }
 
-/** Synchronous where the backend allows it; otherwise the suite's tests would need to await every read. */
-function readFloat32(t: Tensor): Float32Array {
-  return asFloat32(t.dataSync(), t.dtype);
+/** Async, so backends without synchronous reads (GPU) can run the suite too. */
+async function readFloat32(t: Tensor): Promise<Float32Array> {
+  return asFloat32(await t.data(), t.dtype);
 }
 
 function copyTo(t: Tensor, backend: string): Tensor {
@@ -227,9 +236,9 @@ function onBackend<T>(name: string, fn: () => T): T {
   }
 }
 
-function withLeakCheck(backend: string, fn: () => void): void {
+async function withLeakCheck(backend: string, fn: () => Promise<void>): Promise<void> {
   const before = engine().memory(backend);
-  fn();
+  await fn();
   const after = engine().memory(backend);
   if (after.liveTensors !== before.liveTensors || after.liveBytes !== before.liveBytes) {
     throw new Error(

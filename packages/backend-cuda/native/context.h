@@ -1,0 +1,95 @@
+// The process-wide CUDA state that ops use: the one stream, scratch memory, GEMM, device error flags, options.
+// Plain C++ (no Node-API), so kernel files compiled by nvcc can include it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "common.h"
+
+namespace mcuda {
+
+/** The packed arguments of one launch, as sent from JS (a Float64Array read front to back). */
+class Args {
+ public:
+  Args(const double* values, size_t count) : v_(values), n_(count) {}
+
+  double f64() {
+    if (i_ >= n_) throw Failure("internal: launch arguments ended early (" + std::to_string(n_) + " given)");
+    return v_[i_++];
+  }
+  float f32() { return static_cast<float>(f64()); }
+  long long i64() { return static_cast<long long>(f64()); }
+  int i32() { return static_cast<int>(f64()); }
+  bool flag() { return f64() != 0.0; }
+  int dtype() { return i32(); }
+  /** A device address (JS numbers hold 48-bit addresses exactly). */
+  void* ptr() { return reinterpret_cast<void*>(static_cast<uintptr_t>(f64())); }
+  template <class T>
+  T* as() { return static_cast<T*>(ptr()); }
+  size_t remaining() const { return n_ - i_; }
+
+ private:
+  const double* v_;
+  size_t n_;
+  size_t i_ = 0;
+};
+
+/** Device scratch memory from the caching allocator, given back when it goes out of scope. Safe to reuse at once:
+ *  every kernel runs on the one stream, so later work that gets the block runs after earlier work that used it. */
+class Scratch {
+ public:
+  explicit Scratch(size_t bytes);
+  ~Scratch();
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  void* get() const { return ptr_; }
+  template <class T>
+  T* as() const { return static_cast<T*>(ptr_); }
+
+ private:
+  void* ptr_;
+};
+
+/** Row-major GEMM: C[b] (M×N) = alpha · op(A[b]) · op(B[b]) + beta · C[b], f32 accumulation.
+ *  op(A) is M×K (A stored K×M when transA), op(B) is K×N (B stored N×K when transB). Strides are in elements;
+ *  a stride of 0 broadcasts that operand over the batch. A and B share `inType`; C has `outType`. */
+struct GemmSpec {
+  int inType = F32;
+  int outType = F32;
+  bool transA = false;
+  bool transB = false;
+  long long M = 0, N = 0, K = 0;
+  long long batch = 1;
+  long long strideA = 0, strideB = 0, strideC = 0;
+  float alpha = 1.0f, beta = 0.0f;
+  const void* A = nullptr;
+  const void* B = nullptr;
+  void* C = nullptr;
+};
+
+cudaStream_t stream();
+/** Device address of the error flags that kernels set (mapped host memory). */
+DeviceErrors* deviceErrors();
+int multiprocessors();
+void gemm(const GemmSpec& spec);
+void zeroFill(void* ptr, size_t bytes);
+
+/** Tunables set from JS (tests force small scan chunks to cover the multi-chunk path). 0 = automatic. */
+struct Options {
+  int scanForwardChunk = 0;
+  int scanBackwardChunk = 0;
+};
+Options& options();
+
+using OpFn = void (*)(Args&);
+
+/** Ops register themselves by name at load time; JS looks them up once and launches them by index. */
+struct OpRegistrar {
+  OpRegistrar(const char* name, OpFn fn);
+};
+
+}  // namespace mcuda
+
+#define MCUDA_OP(name, fn) static ::mcuda::OpRegistrar mcuda_registrar_##fn(name, fn)

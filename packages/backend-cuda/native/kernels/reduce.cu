@@ -1,0 +1,155 @@
+// Reductions over a contiguous run of axes, seen as (outer, reduced, inner): sum, max, min; argmax and softmax
+// over the last axis. Sums accumulate in double (the cpu reference does too).
+#include "device.cuh"
+
+namespace mcuda {
+namespace {
+
+enum ReduceKind { kSum = 0, kMax = 1, kMin = 2 };
+
+/** max/min that keep a NaN once seen, as the cpu reference (a NaN value always replaces the accumulator). */
+__device__ __forceinline__ double combine(int kind, double acc, double v) {
+  if (kind == kSum) return acc + v;
+  if (isnan(acc)) return acc;
+  if (isnan(v)) return v;
+  return kind == kMax ? (v > acc ? v : acc) : (v < acc ? v : acc);
+}
+
+__device__ __forceinline__ double identity(int kind) {
+  return kind == kSum ? 0.0 : (kind == kMax ? -INFINITY : INFINITY);
+}
+
+__device__ double blockCombine(int kind, double v) {
+  __shared__ double partial[32];
+  __syncthreads();
+  for (int o = 16; o > 0; o >>= 1) v = combine(kind, v, __shfl_xor_sync(0xffffffffu, v, o));
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  double total = identity(kind);
+  for (int w = 0; w < (int)(blockDim.x >> 5); w++) total = combine(kind, total, partial[w]);
+  return total;
+}
+
+/** inner == 1: one block per output row, threads stride over the reduced run. */
+__global__ void reduceRowsKernel(int kind, In x, Out y, long long outer, long long red) {
+  for (long long o = blockIdx.x; o < outer; o += gridDim.x) {
+    double acc = identity(kind);
+    for (long long r = threadIdx.x; r < red; r += blockDim.x) acc = combine(kind, acc, x[o * red + r]);
+    acc = blockCombine(kind, acc);
+    if (threadIdx.x == 0) y.set(o, static_cast<float>(acc));
+  }
+}
+
+/** inner > 1: one thread per output element, reading down the reduced axis (coalesced across inner). */
+__global__ void reduceColumnsKernel(int kind, In x, Out y, long long outer, long long red, long long inner) {
+  long long total = outer * inner;
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
+    long long o = i / inner, in = i % inner;
+    double acc = identity(kind);
+    for (long long r = 0; r < red; r++) acc = combine(kind, acc, x[(o * red + r) * inner + in]);
+    y.set(i, static_cast<float>(acc));
+  }
+}
+
+/** First index of the largest value of each row (ties keep the lower index). */
+__global__ void argmaxKernel(In x, int* out, long long rows, long long cols) {
+  __shared__ float bestValues[32];
+  __shared__ long long bestIndices[32];
+  for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
+    float best = -INFINITY;
+    long long bestIndex = -1;
+    for (long long c = threadIdx.x; c < cols; c += blockDim.x) {
+      float v = x[r * cols + c];
+      if (bestIndex < 0 || v > best) {
+        best = v;
+        bestIndex = c;
+      }
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+      float ov = __shfl_xor_sync(0xffffffffu, best, o);
+      long long oi = __shfl_xor_sync(0xffffffffu, bestIndex, o);
+      bool takeOther = oi >= 0 && (bestIndex < 0 || ov > best || (ov == best && oi < bestIndex));
+      if (takeOther) {
+        best = ov;
+        bestIndex = oi;
+      }
+    }
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    __syncthreads();
+    if (lane == 0) {
+      bestValues[warp] = best;
+      bestIndices[warp] = bestIndex;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      for (int w = 0; w < (int)(blockDim.x >> 5); w++) {
+        long long oi = bestIndices[w];
+        float ov = bestValues[w];
+        if (oi >= 0 && (bestIndex < 0 || ov > best || (ov == best && oi < bestIndex))) {
+          best = ov;
+          bestIndex = oi;
+        }
+      }
+      out[r] = static_cast<int>(bestIndex < 0 ? 0 : bestIndex);
+    }
+  }
+}
+
+__global__ void softmaxKernel(In x, Out y, long long rows, long long cols) {
+  for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
+    Lse acc{-INFINITY, 0.0f};
+    for (long long c = threadIdx.x; c < cols; c += blockDim.x) acc = lseAbsorb(acc, x[r * cols + c]);
+    acc = blockLse(acc);
+    for (long long c = threadIdx.x; c < cols; c += blockDim.x) {
+      y.set(r * cols + c, expf(x[r * cols + c] - acc.max) / acc.sum);
+    }
+  }
+}
+
+unsigned rowBlocks(long long rows) {
+  long long cap = static_cast<long long>(multiprocessors()) * 32;
+  return static_cast<unsigned>(rows < cap ? (rows < 1 ? 1 : rows) : cap);
+}
+
+/** kind, x, y, outer, red, inner */
+void reduceOp(Args& a) {
+  int kind = a.i32();
+  In x = readIn(a);
+  Out y = readOut(a);
+  long long outer = a.i64(), red = a.i64(), inner = a.i64();
+  if (outer * inner == 0) return;
+  if (inner == 1) {
+    reduceRowsKernel<<<rowBlocks(outer), 256, 0, stream()>>>(kind, x, y, outer, red);
+  } else {
+    long long n = outer * inner;
+    unsigned blocks = blocksFor(n, 256);
+    unsigned cap = multiprocessors() * 16;
+    reduceColumnsKernel<<<blocks < cap ? blocks : cap, 256, 0, stream()>>>(kind, x, y, outer, red, inner);
+  }
+}
+
+/** x, out (i32), rows, cols */
+void argmaxOp(Args& a) {
+  In x = readIn(a);
+  int* out = a.as<int>();
+  long long rows = a.i64(), cols = a.i64();
+  if (rows == 0) return;
+  argmaxKernel<<<rowBlocks(rows), 256, 0, stream()>>>(x, out, rows, cols);
+}
+
+/** x, y, rows, cols */
+void softmaxOp(Args& a) {
+  In x = readIn(a);
+  Out y = readOut(a);
+  long long rows = a.i64(), cols = a.i64();
+  if (rows == 0 || cols == 0) return;
+  softmaxKernel<<<rowBlocks(rows), 256, 0, stream()>>>(x, y, rows, cols);
+}
+
+MCUDA_OP("reduce", reduceOp);
+MCUDA_OP("argmax", argmaxOp);
+MCUDA_OP("softmax", softmaxOp);
+
+}  // namespace
+}  // namespace mcuda
