@@ -1,4 +1,4 @@
-import { Linear, Module, add, cast, concat, matmul, mulScalar, reshape, softmax, split, tensor, transpose, type DType, type Tensor } from '@mamba-ts/tensor';
+import { Linear, Module, add, cast, concat, matmul, mulScalar, reshape, softmax, split, tensor, transpose, type Tensor } from '@mamba-ts/tensor';
 import { headSize, rotaryDims, type GPTNeoXConfig } from './config.js';
 import { applyRotary, type RotaryTables } from './rotary.js';
 
@@ -8,23 +8,34 @@ export interface LayerKV {
   values: Tensor;
 }
 
-/** Most negative finite value per dtype, as HF uses for masked scores (finite, so no inf − inf in softmax). */
-const MASK_VALUE: Record<DType, number> = { f32: -3.4028234663852886e38, f16: -65504, bf16: -3.3895313892515355e38, i32: 0 };
+/** The most negative finite f32, as HF uses for masked scores (finite, so softmax never sees inf − inf). */
+const MASKED = -3.4028234663852886e38;
 
 /**
  * Additive causal masks (Lq, Lk): query i (at absolute position Lk − Lq + i) may see keys j ≤ Lk − Lq + i. Built once
- * per (Lq, Lk) and kept, as attention at one length is computed again and again (training steps, every layer).
+ * per (Lq, Lk) and kept, as attention at one length is computed again and again (every layer, training steps); only
+ * the most recently used few are kept, so scoring many different lengths does not pile up L² buffers.
  */
 export class CausalMasks {
   readonly #masks = new Map<string, Tensor>();
 
+  constructor(readonly capacity = 8) {}
+
   get(queries: number, keys: number): Tensor {
     const key = `${queries}x${keys}`;
     let mask = this.#masks.get(key);
-    if (mask === undefined) {
+    if (mask !== undefined) {
+      this.#masks.delete(key);
+      this.#masks.set(key, mask);
+    } else {
+      if (this.#masks.size >= this.capacity) {
+        const [oldest, stale] = this.#masks.entries().next().value as [string, Tensor];
+        stale.dispose();
+        this.#masks.delete(oldest);
+      }
       const past = keys - queries;
       const values = new Float32Array(queries * keys);
-      for (let i = 0; i < queries; i++) for (let j = past + i + 1; j < keys; j++) values[i * keys + j] = MASK_VALUE.f32;
+      for (let i = 0; i < queries; i++) for (let j = past + i + 1; j < keys; j++) values[i * keys + j] = MASKED;
       mask = tensor(values, [queries, keys]).keep();
       this.#masks.set(key, mask);
     }

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { crossEntropy, memory, narrow, noGrad, reshape, tensor, tidy, valueAndGrad } from '@mamba-ts/tensor';
-import { applyRotary, generateIds, RotaryTables, rotateHalf } from '@mamba-ts/transformer';
+import { applyRotary, CausalMasks, generateIds, RotaryTables, rotateHalf } from '@mamba-ts/transformer';
 import { ids, maxAbsDiff, tinyModel } from './helpers/tiny.js';
 
 const rows = [
@@ -33,6 +33,21 @@ describe('rotary embeddings', () => {
     const m = tinyModel({ maxPositionEmbeddings: 4 });
     expect(() => m.forward(ids([[1, 2, 3, 4, 5]]))).toThrow(/exceed max_position_embeddings 4/);
     m.dispose();
+  });
+});
+
+describe('causal masks', () => {
+  test('mask (Lq, Lk) hides keys after each query, and only the last few sizes are kept', () => {
+    const masks = new CausalMasks(2);
+    const m = masks.get(2, 4).toFloat32Sync();
+    expect([...m].map((v) => (v < -1e30 ? '-' : String(v))).join('')).toBe('000-0000');
+    const a = masks.get(1, 1);
+    const b = masks.get(2, 2);
+    expect(masks.get(1, 1)).toBe(a); // reused, and now the most recent
+    masks.get(3, 3);
+    expect(b.isDisposed).toBe(true);
+    expect(a.isDisposed).toBe(false);
+    masks.dispose();
   });
 });
 

@@ -63,9 +63,12 @@ export function resolveTasks(names: readonly string[]): TaskNode[] {
   const unique = [...new Set(names.map((n) => n.trim()))].sort();
   const nodes = unique.map(resolveOne);
   const covered = new Set<string>();
-  const collect = (n: TaskNode) => (n.kind === 'group' ? n.children.forEach(collect) : covered.add(n.name));
-  nodes.filter((n) => n.kind === 'group').forEach(collect);
-  return nodes.filter((n) => n.kind === 'group' || !covered.has(n.name));
+  const collect = (n: TaskNode) => {
+    covered.add(n.name);
+    if (n.kind === 'group') n.children.forEach(collect);
+  };
+  for (const n of nodes) if (n.kind === 'group') n.children.forEach(collect);
+  return nodes.filter((n) => !covered.has(n.name));
 }
 
 /** The leaf tasks of a tree, depth first, each once. */

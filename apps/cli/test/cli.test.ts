@@ -1,0 +1,72 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, test, vi } from 'vitest';
+import { run } from '@mamba-ts/cli';
+
+const TINY = fileURLToPath(new URL('../../../packages/ssm/test/fixtures/mamba-tiny', import.meta.url));
+const fixtureGenerate = JSON.parse(readFileSync(`${TINY}/generate.json`, 'utf8'));
+
+/** Runs the CLI in-process and captures what it prints. */
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const log = vi.spyOn(console, 'log').mockImplementation((...a) => void (out += `${a.join(' ')}\n`));
+  const error = vi.spyOn(console, 'error').mockImplementation((...a) => void (err += `${a.join(' ')}\n`));
+  const write = vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true));
+  try {
+    return { code: await run(argv), out, err };
+  } finally {
+    log.mockRestore();
+    error.mockRestore();
+    write.mockRestore();
+  }
+}
+
+afterEach(() => vi.restoreAllMocks());
+
+describe('mamba-ts generate', () => {
+  test('--json prints the new ids (equal to transformers greedy) and their text', async () => {
+    const r = await cli('generate', '--model', TINY, '--ids', fixtureGenerate.prompt_ids.join(','), '--greedy', '--max-new-tokens', '8', '--stop', '1000', '--json', '--backend', 'cpu');
+    expect(r.err).toBe('');
+    const parsed = JSON.parse(r.out);
+    expect(parsed.ids).toEqual(fixtureGenerate.new_ids);
+    expect(typeof parsed.text).toBe('string');
+  });
+
+  test('--prompt is encoded with tokenizer.json', async () => {
+    const r = await cli('generate', '--model', TINY, '--prompt', 'Hello world', '--greedy', '--max-new-tokens', '3', '--json', '--backend', 'cpu');
+    expect(JSON.parse(r.out).ids).toHaveLength(3);
+  });
+
+  test('bad input gets one sentence and a non-zero exit code', async () => {
+    expect(await cli('generate', '--model', TINY, '--ids', '1,999', '--backend', 'cpu')).toMatchObject({
+      code: 2, err: 'mamba-ts generate: Token id 999 at position 1 is outside the vocabulary [0, 504).\n',
+    });
+    expect((await cli('generate', '--model', TINY, '--backend', 'cpu')).err).toMatch(/give exactly one of --prompt or --ids/);
+    expect((await cli('generate', '--model', TINY, '--ids', '1', '--backend', 'tpu')).err).toMatch(/Unknown backend "tpu"; valid backends: auto, cpu, wasm, cuda/);
+    expect((await cli('generate', '--model', TINY, '--ids', '1', '--dtype', 'f64', '--backend', 'cpu')).err).toMatch(/unknown dtype "f64"/);
+    expect((await cli('generate', '--bogus')).err).toMatch(/Unknown option '--bogus'/);
+    expect((await cli('generate', '--model', '/nonexistent', '--ids', '1', '--backend', 'cpu')).err).toMatch(/\/nonexistent\/config.json: file not found/);
+    expect((await cli('nope')).err).toMatch(/unknown command "nope"; commands: generate, logits/);
+  });
+
+  test('--help prints the options', async () => {
+    const r = await cli('generate', '--help');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/--max-new-tokens N/);
+  });
+});
+
+describe('mamba-ts logits', () => {
+  test('writes {shape, logits} equal to the reference forward', async () => {
+    const out = `${mkdtempSync(`${tmpdir()}/logits-`)}/l.json`;
+    const r = await cli('logits', '--model', TINY, '--ids', '3,4,5', '--out', out, '--backend', 'cpu');
+    expect(r.code).toBe(0);
+    const json = JSON.parse(readFileSync(out, 'utf8'));
+    expect(json.shape).toEqual([3, 504]);
+    expect(json.logits).toHaveLength(3);
+    expect(json.logits[2]).toHaveLength(504);
+    expect(json.logits.flat().every(Number.isFinite)).toBe(true);
+  });
+});
