@@ -1,14 +1,15 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { assertDType, tidy, tensor, type DType } from '@mamba-ts/tensor';
-import { fromPretrained, generate, type GenerateOptions, type TextTokenizer } from '@mamba-ts/ssm';
+import { fromPretrained, generate, type GenerateOptions } from '@mamba-ts/ssm';
+import { TransformerLM } from '@mamba-ts/transformer';
 import { UsageError } from './cli-error.js';
 
 /** What the CLI needs of a causal language model, whatever its architecture. */
 export interface CliModel {
   readonly kind: string;
   readonly vocabSize: number;
-  readonly tokenizer: TextTokenizer | null;
+  readonly tokenizer: { encode(text: string): number[]; decode(ids: readonly number[]): string } | null;
   /** Logits (L, V) for one sequence of ids. */
   logits(ids: readonly number[]): Promise<Float32Array>;
   generate(prompt: readonly number[], opts: GenerateOptions): Promise<number[]>;
@@ -35,6 +36,37 @@ const LOADERS: Record<string, Loader> = {
       },
       generate: async (prompt, opts) => (await generate(model, [prompt], opts))[0],
       dispose: () => model.dispose(),
+    };
+  },
+  gpt_neox: async (dir, dtype) => {
+    const lm = await TransformerLM.fromPretrained(dir, { dtype });
+    const vocabSize = lm.config.vocabSize;
+    return {
+      kind: 'gpt_neox',
+      vocabSize,
+      tokenizer: lm.tokenizer ? { encode: (t) => lm.encode(t), decode: (ids) => lm.decode(ids) } : null,
+      logits: async (ids) => {
+        checkIds(ids, vocabSize);
+        const t = tidy(() => lm.forward(tensor(Int32Array.from(ids), [1, ids.length], 'i32')));
+        try {
+          return await t.toFloat32();
+        } finally {
+          t.dispose();
+        }
+      },
+      generate: async (prompt, opts) => {
+        const { ids } = await lm.generate(prompt, {
+          maxNewTokens: opts.maxNewTokens,
+          temperature: opts.greedy ? 0 : opts.temperature,
+          topK: opts.topK,
+          topP: opts.topP,
+          seed: opts.seed,
+          ...(opts.stopTokens ? { eosTokenId: opts.stopTokens[0] ?? null } : {}),
+          onToken: (tokens) => tokens.forEach(({ id }) => opts.onToken?.(id, 0)),
+        });
+        return ids;
+      },
+      dispose: () => lm.dispose(),
     };
   },
 };

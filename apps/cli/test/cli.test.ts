@@ -70,3 +70,13 @@ describe('mamba-ts logits', () => {
     expect(json.logits.flat().every(Number.isFinite)).toBe(true);
   });
 });
+
+describe('GPT-NeoX checkpoints dispatch on model_type', () => {
+  const NEOX = fileURLToPath(new URL('../../../packages/transformer/test/fixtures/neox-tiny', import.meta.url));
+  const neoxGenerate = JSON.parse(readFileSync(`${NEOX}/generate.json`, 'utf8'));
+  test('generate --greedy equals transformers on neox-tiny', async () => {
+    const r = await cli('generate', '--model', NEOX, '--ids', neoxGenerate.prompt_ids.join(','), '--greedy', '--max-new-tokens', String(neoxGenerate.new_ids.length), '--stop', '100000', '--json', '--backend', 'cpu');
+    expect(r.err).toBe('');
+    expect(JSON.parse(r.out).ids).toEqual(neoxGenerate.new_ids);
+  });
+});
