@@ -23,7 +23,7 @@ import { hsum } from './fastmath';
 export function rmsNormForward(x: usize, w: usize, y: usize, rows: i32, cols: i32, eps: f32): void {
   for (let r = 0; r < rows; r++) {
     const o = <usize>(r * cols) << 2;
-    const rstd = 1 / Mathf.sqrt(dot(x + o, x + o, cols) / <f32>cols + eps);
+    const rstd: f32 = <f32>1.0 / Mathf.sqrt(dot(x + o, x + o, cols) / <f32>cols + eps);
     const s = f32x4.splat(rstd);
     let c = 0;
     for (; c + 4 <= cols; c += 4) {
@@ -41,7 +41,7 @@ export function rmsNormForward(x: usize, w: usize, y: usize, rows: i32, cols: i3
 export function rmsNormBackward(x: usize, w: usize, dy: usize, dx: usize, dw: usize, rows: i32, cols: i32, eps: f32): void {
   for (let r = 0; r < rows; r++) {
     const o = <usize>(r * cols) << 2;
-    const rstd = 1 / Mathf.sqrt(dot(x + o, x + o, cols) / <f32>cols + eps);
+    const rstd: f32 = <f32>1.0 / Mathf.sqrt(dot(x + o, x + o, cols) / <f32>cols + eps);
     const s = f32x4.splat(rstd);
     // mean(dy·w·x̂) = rstd · Σ dy·w·x / cols
     let accv = f32x4.splat(0);
@@ -89,7 +89,7 @@ export function rmsNormBackward(x: usize, w: usize, dy: usize, dx: usize, dw: us
     const d = load<f32>(x + (<usize>c << 2)) - mean;
     acc += d * d;
   }
-  return f32x4.replace_lane(f32x4.splat(mean), 1, 1 / Mathf.sqrt(acc / <f32>cols + eps));
+  return f32x4.replace_lane(f32x4.splat(mean), 1, <f32>1.0 / Mathf.sqrt(acc / <f32>cols + eps));
 }
 
 export function layerNormForward(x: usize, w: usize, b: usize, y: usize, rows: i32, cols: i32, eps: f32): void {

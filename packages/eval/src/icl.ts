@@ -94,10 +94,11 @@ export interface IclReport {
 
 /** Runs `runEval` for each shot count (0 is always included) and computes the ICL gains. */
 export async function runEvalSweep(options: Omit<RunEvalOptions, 'shots'> & { shots?: readonly number[]; icl?: IclOptions }): Promise<IclReport> {
-  const shots = [...new Set([0, ...(options.shots ?? [0, 1, 3, 5])])].sort((a, b) => a - b);
+  const { shots: requested, icl, ...evalOptions } = options;
+  const shots = [...new Set([0, ...(requested ?? [0, 1, 3, 5])])].sort((a, b) => a - b);
   const byShot: Record<string, EvalResults> = {};
-  for (const k of shots) byShot[String(k)] = await runEval({ ...options, shots: k });
-  return { byShot, icl: iclGains(Object.values(byShot), options.icl) };
+  for (const k of shots) byShot[String(k)] = await runEval({ ...evalOptions, shots: k });
+  return { byShot, icl: iclGains(Object.values(byShot), icl) };
 }
 
 /** Either a sweep report or a list of single-shot results objects. */

@@ -1,1 +1,3 @@
-export {};
+export * from './lora.js';
+export * from './adapter.js';
+export { Rng } from './rng.js';

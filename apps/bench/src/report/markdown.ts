@@ -1,0 +1,41 @@
+import { formatBytes, formatRate } from '../stats.js';
+import type { BenchReport } from './schema.js';
+
+export function renderMarkdown(r: BenchReport): string {
+  const lines: string[] = [];
+  lines.push(`# mamba-ts bench — ${r.model.name} on ${r.backend.name} (${r.backend.device})`, '');
+  lines.push(
+    `Model: d_model ${r.model.hiddenSize}, ${r.model.numLayers} layers, ${(r.model.parameters / 1e6).toFixed(2)}M parameters. ` +
+      `Training batch ${r.settings.batchSize} × ${r.settings.seqLen} tokens, median of ${r.settings.steps} steps after ${r.settings.warmup} warm-up.`,
+    '',
+  );
+  if (r.training.length > 0) {
+    lines.push('## Fine-tuning', '');
+    lines.push('| mode | tokens/s (median) | min–max | × fp32 | peak bytes | bytes/token | −mem/token vs fp32 | weights | grads | optimizer | activations | trainable params | final loss |');
+    lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+    for (const t of r.training) {
+      const ratio = r.ratios.find((x) => x.mode === t.mode);
+      lines.push(
+        `| ${t.mode} | ${formatRate(t.tokensPerSecond.median)} | ${formatRate(t.tokensPerSecond.min)}–${formatRate(t.tokensPerSecond.max)} | ` +
+          `${ratio ? ratio.tokensPerSecond.toFixed(2) : '—'} | ${formatBytes(t.peakBytes)} | ${formatBytes(t.peakBytesPerToken)} | ` +
+          `${ratio ? `${(100 * ratio.memoryPerTokenReduction).toFixed(1)}%` : '—'} | ${formatBytes(t.memory.weights)} | ${formatBytes(t.memory.gradients)} | ` +
+          `${formatBytes(t.memory.optimizer)} | ${formatBytes(t.memory.activations)} | ${t.trainableParameters.toLocaleString('en-US')} | ` +
+          `${Number.isFinite(t.finalLoss) ? t.finalLoss.toFixed(4) : String(t.finalLoss)}${t.skippedSteps ? ` (${t.skippedSteps} skipped)` : ''} |`,
+      );
+    }
+    lines.push('', `Paper (${r.paper.source}): ${r.paper.tokensPerSecondRatio}× tokens/s and ${(100 * r.paper.memoryPerTokenReduction).toFixed(1)}% less memory per token for ${r.paper.mode}.`, '');
+  }
+  if (r.inference.length > 0) {
+    lines.push('## Inference', '', '| mode | batch | tokens/s (median) | min–max | peak bytes |', '|---|---|---|---|---|');
+    for (const i of r.inference) {
+      lines.push(`| ${i.mode} | ${i.batchSize} | ${formatRate(i.tokensPerSecond.median)} | ${formatRate(i.tokensPerSecond.min)}–${formatRate(i.tokensPerSecond.max)} | ${formatBytes(i.peakBytes)} |`);
+    }
+    lines.push('');
+  }
+  if (r.scaling.length > 0) {
+    lines.push('## Scaling (full fp32 training step)', '', '| batch | seq len | tokens/s | bytes/token |', '|---|---|---|---|');
+    for (const p of r.scaling) lines.push(`| ${p.batchSize} | ${p.seqLen} | ${formatRate(p.tokensPerSecond)} | ${formatBytes(p.peakBytesPerToken)} |`);
+    lines.push('');
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,125 @@
+import { cpus, hostname, totalmem } from 'node:os';
+import { getBackend } from '@mamba-ts/tensor';
+import { MambaLM, fromPretrained, presetConfig, type MambaConfig } from '@mamba-ts/ssm';
+import { useBackend } from '@mamba-ts/cli';
+import { benchDecode, benchPrefill, type InferResult } from './infer.js';
+import { BenchUsageError, TRAIN_MODES, type BenchOptions, type TrainMode } from './options.js';
+import { Progress } from './progress.js';
+import { PAPER, type BenchReport, type ScalingPoint } from './report/schema.js';
+import { benchTraining, type TrainResult } from './train.js';
+
+/** Rough bytes a full fp32 training step needs: weights, gradients, AdamW state and saved activations. */
+export function estimateTrainingBytes(cfg: MambaConfig, parameters: number, batch: number, length: number): number {
+  const perTokenPerLayer = (10 * cfg.intermediateSize + 4 * cfg.hiddenSize + 2 * cfg.stateSize) * 4;
+  return parameters * 16 + batch * length * cfg.numLayers * perTokenPerLayer;
+}
+
+function memoryLimit(backend: string): number {
+  const b = getBackend() as { deviceMemoryBytes?: () => number };
+  if (backend === 'cuda' && b.deviceMemoryBytes) return b.deviceMemoryBytes();
+  if (backend === 'wasm') return 4 * 2 ** 30;
+  return totalmem() * 0.8;
+}
+
+function deviceName(backend: string): string {
+  const b = getBackend() as { deviceName?: string | (() => string) };
+  const name = typeof b.deviceName === 'function' ? b.deviceName() : b.deviceName;
+  return name ?? `${backend}: ${cpus()[0]?.model ?? 'unknown CPU'}`;
+}
+
+export async function runBench(opts: BenchOptions): Promise<BenchReport> {
+  const started = performance.now();
+  let backend: string;
+  try {
+    backend = await useBackend(opts.backend);
+  } catch (e) {
+    if (opts.backendExplicit) throw new BenchUsageError((e as Error).message);
+    throw e;
+  }
+  let model: MambaLM;
+  let name: string;
+  if (opts.model) {
+    model = (await fromPretrained(opts.model, { tokenizer: false })).model;
+    name = opts.model;
+  } else {
+    model = new MambaLM(presetConfig(opts.preset), { seed: opts.seed });
+    name = `preset ${opts.preset}`;
+  }
+  const cfg = model.config;
+  const parameters = model.parameterCount();
+  const trainModes = opts.modes.filter((m): m is TrainMode => (TRAIN_MODES as readonly string[]).includes(m));
+  const needed = estimateTrainingBytes(cfg, parameters, opts.batchSize, opts.seqLen);
+  const limit = memoryLimit(backend);
+  if (trainModes.length > 0 && needed > limit) {
+    model.dispose();
+    throw new BenchUsageError(
+      `batch ${opts.batchSize} × ${opts.seqLen} tokens needs about ${(needed / 2 ** 30).toFixed(1)} GiB for full fp32 training, ` +
+        `more than the ${(limit / 2 ** 30).toFixed(1)} GiB available on ${backend}; lower --batch-size or --seq-len.`,
+    );
+  }
+  const scaling = trainModes.includes('full-fp32') ? opts.scalingLengths.flatMap((l) => opts.scalingBatches.map((b) => [b, l] as const)) : [];
+  const totalWork =
+    trainModes.length * (opts.steps + opts.warmup) +
+    (opts.modes.includes('prefill') ? 4 : 0) +
+    (opts.modes.includes('decode') ? 2 * (opts.decodeTokens + 1) : 0) +
+    scaling.length * 3;
+  const progress = new Progress(totalWork, !opts.quiet && !opts.json);
+  const settings = { batchSize: opts.batchSize, seqLen: opts.seqLen, steps: opts.steps, warmup: opts.warmup, seed: opts.seed, lora: { rank: opts.loraRank, alpha: opts.loraAlpha, targets: opts.loraTargets } };
+
+  const training: TrainResult[] = [];
+  const inference: InferResult[] = [];
+  const points: ScalingPoint[] = [];
+  try {
+    for (const mode of trainModes) {
+      training.push(await benchTraining(model, mode, settings, () => progress.tick(mode)));
+    }
+    if (opts.modes.includes('prefill')) {
+      inference.push(await benchPrefill(model, opts.batchSize, opts.seqLen, 3, opts.seed));
+      progress.tick('prefill', 4);
+    }
+    if (opts.modes.includes('decode')) {
+      for (const batch of [...new Set([1, opts.decodeBatch])]) {
+        inference.push(await benchDecode(model, batch, opts.decodeTokens, opts.seed));
+        progress.tick(`decode b${batch}`, opts.decodeTokens + 1);
+      }
+    }
+    for (const [batch, length] of scaling) {
+      if (estimateTrainingBytes(cfg, parameters, batch, length) > limit) continue;
+      const r = await benchTraining(model, 'full-fp32', { ...settings, batchSize: batch, seqLen: length, steps: 2, warmup: 1 });
+      points.push({ model: 'mamba', seqLen: length, batchSize: batch, tokensPerSecond: r.tokensPerSecond.median, peakBytesPerToken: r.peakBytesPerToken });
+      progress.tick(`scaling b${batch} L${length}`, 3);
+    }
+  } finally {
+    progress.finish();
+    model.dispose();
+  }
+
+  const base = training.find((t) => t.mode === 'full-fp32');
+  const ratios = base
+    ? training.map((t) => ({
+        mode: t.mode,
+        tokensPerSecond: t.tokensPerSecond.median / base.tokensPerSecond.median,
+        memoryPerTokenReduction: 1 - t.peakBytesPerToken / base.peakBytesPerToken,
+      }))
+    : [];
+  return {
+    schema: 'mamba-ts-bench/1',
+    createdAt: new Date().toISOString(),
+    machine: {
+      hostname: hostname(), platform: process.platform, arch: process.arch, cpu: cpus()[0]?.model ?? 'unknown',
+      cpuCount: cpus().length, totalMemoryBytes: totalmem(), node: process.version,
+    },
+    backend: { name: backend, device: deviceName(backend) },
+    model: {
+      source: opts.model ? 'checkpoint' : 'preset', name, hiddenSize: cfg.hiddenSize, numLayers: cfg.numLayers,
+      intermediateSize: cfg.intermediateSize, stateSize: cfg.stateSize, vocabSize: cfg.vocabSize, parameters,
+    },
+    settings: { ...settings, modes: opts.modes },
+    training,
+    ratios,
+    inference,
+    scaling: points,
+    paper: PAPER,
+    seconds: (performance.now() - started) / 1000,
+  };
+}

@@ -1,0 +1,278 @@
+#include "runtime.h"
+
+#include <cstring>
+#include <map>
+#include <tuple>
+
+#include "cublaslt.h"
+
+namespace mcuda {
+namespace {
+
+constexpr size_t kWorkspaceBytes = size_t(32) << 20;
+constexpr size_t kPinnedCacheBytes = size_t(256) << 20;
+
+/** A prepared GEMM: descriptors and the algorithm cuBLASLt chose for one shape. */
+struct GemmPlan {
+  lt::MatmulDesc desc = nullptr;
+  lt::MatrixLayout first = nullptr, second = nullptr, out = nullptr;
+  lt::MatmulAlgo algo{};
+};
+
+using GemmKey = std::tuple<int, int, bool, bool, long long, long long, long long, long long, long long, long long,
+                           long long, int, int, int>;
+
+struct State {
+  bool ready = false;
+  int sms = 0;
+  std::string deviceName;
+  cudaStream_t stream = nullptr;
+  DeviceAllocator alloc;
+  PinnedPool pinned{kPinnedCacheBytes};
+  DeviceErrors* errors = nullptr;  // mapped: the host and device address are the same (UVA)
+  CublasLt lt;
+  void* workspace = nullptr;
+  std::map<GemmKey, GemmPlan> plans;
+  Options opts;
+  std::string lastKernel = "(none yet)";
+  std::string broken;
+};
+
+State& state() {
+  static State* s = new State();  // never destroyed: Node may unload us after CUDA has shut down
+  return *s;
+}
+
+std::vector<std::pair<std::string, OpFn>>& opTable() {
+  static std::vector<std::pair<std::string, OpFn>> table;
+  return table;
+}
+
+cudaDataType_t cudaTypeOf(int dtype) {
+  switch (dtype) {
+    case F32: return CUDA_R_32F;
+    case F16: return CUDA_R_16F;
+    case BF16: return CUDA_R_16BF;
+    default: throw Failure(std::string("matmul: unsupported dtype ") + dtypeName(dtype));
+  }
+}
+
+/** Largest power of two (up to 256) dividing the address: cuBLASLt must not assume more. */
+int alignmentOf(const void* p) {
+  uintptr_t v = reinterpret_cast<uintptr_t>(p);
+  int a = 256;
+  while (a > 1 && v % a != 0) a >>= 1;
+  return a;
+}
+
+void ltCheck(lt::Status status, const char* what) {
+  if (status != 0) throw Failure(std::string("cuBLASLt ") + what + " failed: " + statusText(state().lt, status));
+}
+
+lt::MatrixLayout makeLayout(cudaDataType_t type, long long rows, long long cols, long long ld, long long batch,
+                            long long stride) {
+  State& s = state();
+  lt::MatrixLayout layout = nullptr;
+  ltCheck(s.lt.layoutCreate(&layout, type, rows, cols, ld), "matrix layout");
+  if (batch > 1) {
+    int count = static_cast<int>(batch);
+    int64_t st = stride;
+    ltCheck(s.lt.layoutSetAttribute(layout, lt::kLayoutBatchCount, &count, sizeof count), "batch count");
+    ltCheck(s.lt.layoutSetAttribute(layout, lt::kLayoutBatchStride, &st, sizeof st), "batch stride");
+  }
+  return layout;
+}
+
+/**
+ * cuBLASLt is column-major; a row-major (r, c) matrix is a column-major (c, r) one. So the row-major product
+ * C = op(A)·op(B) is computed as the column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, with B as the first operand.
+ */
+GemmPlan& planFor(const GemmSpec& g) {
+  State& s = state();
+  int alignA = alignmentOf(g.A), alignB = alignmentOf(g.B), alignC = alignmentOf(g.C);
+  GemmKey key{g.inType, g.outType, g.transA, g.transB, g.M, g.N, g.K, g.batch, g.strideA, g.strideB, g.strideC,
+              alignA, alignB, alignC};
+  auto found = s.plans.find(key);
+  if (found != s.plans.end()) return found->second;
+
+  cudaDataType_t in = cudaTypeOf(g.inType), out = cudaTypeOf(g.outType);
+  GemmPlan plan;
+  ltCheck(s.lt.descCreate(&plan.desc, lt::kComputeF32, CUDA_R_32F), "matmul descriptor");
+  int opFirst = g.transB ? lt::kOpT : lt::kOpN;
+  int opSecond = g.transA ? lt::kOpT : lt::kOpN;
+  ltCheck(s.lt.descSetAttribute(plan.desc, lt::kDescTransA, &opFirst, sizeof opFirst), "transA");
+  ltCheck(s.lt.descSetAttribute(plan.desc, lt::kDescTransB, &opSecond, sizeof opSecond), "transB");
+  // First operand = B: stored (K, N) row-major, i.e. column-major (N, K); or (N, K) → column-major (K, N) if transB.
+  plan.first = g.transB ? makeLayout(in, g.K, g.N, g.K, g.batch, g.strideB) : makeLayout(in, g.N, g.K, g.N, g.batch, g.strideB);
+  // Second operand = A: stored (M, K) → column-major (K, M); or (K, M) → column-major (M, K) if transA.
+  plan.second = g.transA ? makeLayout(in, g.M, g.K, g.M, g.batch, g.strideA) : makeLayout(in, g.K, g.M, g.K, g.batch, g.strideA);
+  plan.out = makeLayout(out, g.N, g.M, g.N, g.batch, g.strideC);
+
+  lt::Preference pref = nullptr;
+  ltCheck(s.lt.prefCreate(&pref), "preference");
+  uint64_t workspace = kWorkspaceBytes;
+  ltCheck(s.lt.prefSetAttribute(pref, lt::kPrefMaxWorkspace, &workspace, sizeof workspace), "workspace size");
+  // Minimum alignments of the first (B), second (A), C and D buffers.
+  uint32_t alignments[4] = {uint32_t(alignB), uint32_t(alignA), uint32_t(alignC), uint32_t(alignC)};
+  for (int i = 0; i < 4; i++) ltCheck(s.lt.prefSetAttribute(pref, 5 + i, &alignments[i], sizeof(uint32_t)), "alignment");
+  lt::HeuristicResult result{};
+  int returned = 0;
+  lt::Status status =
+      s.lt.heuristic(s.lt.handle, plan.desc, plan.first, plan.second, plan.out, plan.out, pref, 1, &result, &returned);
+  s.lt.prefDestroy(pref);
+  if (status != 0 || returned == 0) {
+    throw Failure("matmul: cuBLASLt has no algorithm for " + std::string(dtypeName(g.inType)) + "→" +
+                  dtypeName(g.outType) + " M=" + std::to_string(g.M) + " N=" + std::to_string(g.N) + " K=" +
+                  std::to_string(g.K) + " batch=" + std::to_string(g.batch) + " (" + statusText(s.lt, status) + ")");
+  }
+  plan.algo = result.algo;
+  return s.plans.emplace(key, plan).first->second;
+}
+
+}  // namespace
+
+// ---- context.h ----
+
+cudaStream_t stream() { return state().stream; }
+DeviceErrors* deviceErrors() { return state().errors; }
+int multiprocessors() { return state().sms; }
+Options& options() { return state().opts; }
+
+void zeroFill(void* ptr, size_t bytes) {
+  if (bytes == 0) return;
+  check(cudaMemsetAsync(ptr, 0, bytes, state().stream), "cudaMemsetAsync");
+}
+
+Scratch::Scratch(size_t bytes) : ptr_(state().alloc.allocate(bytes)) {}
+Scratch::~Scratch() { state().alloc.release(ptr_); }
+
+OpRegistrar::OpRegistrar(const char* name, OpFn fn) { opTable().emplace_back(name, fn); }
+
+void gemm(const GemmSpec& g) {
+  if (g.M == 0 || g.N == 0 || g.batch == 0) return;
+  if (g.K == 0) {
+    // An empty sum: C = beta·C; only beta 0 (overwrite) and 1 (accumulate) are used.
+    if (g.beta == 0.0f) {
+      long long span = g.batch > 1 ? g.strideC * (g.batch - 1) + g.M * g.N : g.M * g.N;
+      zeroFill(g.C, span * bytesOf(g.outType));
+    }
+    return;
+  }
+  State& s = state();
+  GemmPlan& plan = planFor(g);
+  lt::Status status = s.lt.matmul(s.lt.handle, plan.desc, &g.alpha, g.B, plan.first, g.A, plan.second, &g.beta, g.C,
+                                   plan.out, g.C, plan.out, &plan.algo, s.workspace, kWorkspaceBytes, s.stream);
+  ltCheck(status, "matmul");
+}
+
+// ---- runtime.h ----
+
+ProbeResult probe() {
+  ProbeResult r;
+  cudaDriverGetVersion(&r.driverVersion);
+  cudaRuntimeGetVersion(&r.runtimeVersion);
+  cudaError_t err = cudaGetDeviceCount(&r.deviceCount);
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    r.deviceCount = 0;
+    if (err == cudaErrorInsufficientDriver && r.driverVersion == 0) {
+      r.error = "no CUDA driver (libcuda.so.1 was not found or could not be loaded)";
+    } else if (err == cudaErrorInsufficientDriver) {
+      r.error = "the CUDA driver (version " + std::to_string(r.driverVersion) +
+                ") is older than this addon's CUDA runtime (" + std::to_string(r.runtimeVersion) + ")";
+    } else if (err == cudaErrorNoDevice) {
+      r.error = "no GPU: the CUDA driver reports no device";
+    } else {
+      r.error = std::string("CUDA is not usable: ") + cudaGetErrorString(err) + " (" + cudaGetErrorName(err) + ")";
+    }
+    return r;
+  }
+  if (r.deviceCount == 0) {
+    r.error = "no GPU: the CUDA driver reports no device";
+    return r;
+  }
+  cudaDeviceProp prop;
+  if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) {
+    r.name = prop.name;
+    r.major = prop.major;
+    r.minor = prop.minor;
+    r.totalMemory = prop.totalGlobalMem;
+  }
+  return r;
+}
+
+InitResult initialize(const std::vector<std::string>& cublasLtCandidates) {
+  State& s = state();
+  if (!s.ready) {
+    ProbeResult p = probe();
+    if (p.deviceCount == 0) throw Failure(p.error);
+    check(cudaSetDevice(0), "cudaSetDevice");
+    cudaDeviceProp prop;
+    check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
+    s.sms = prop.multiProcessorCount;
+    s.deviceName = prop.name;
+    if (!s.lt.handle) s.lt = loadCublasLt(cublasLtCandidates);
+    check(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking), "cudaStreamCreate");
+    void* errors = nullptr;
+    check(cudaHostAlloc(&errors, sizeof(DeviceErrors), cudaHostAllocMapped), "cudaHostAlloc (error flags)");
+    std::memset(errors, 0, sizeof(DeviceErrors));
+    void* deviceAddress = nullptr;
+    check(cudaHostGetDevicePointer(&deviceAddress, errors, 0), "cudaHostGetDevicePointer");
+    s.errors = static_cast<DeviceErrors*>(deviceAddress);
+    check(cudaMalloc(&s.workspace, kWorkspaceBytes), "cudaMalloc (cuBLASLt workspace)");
+    s.ready = true;
+  }
+  return InitResult{s.deviceName, s.lt.path, s.lt.version};
+}
+
+void ensureUsable() {
+  State& s = state();
+  if (!s.ready) throw Failure("cuda: the backend is not initialised; call registerCudaBackend() first.");
+  if (!s.broken.empty()) throw Failure("cuda: the CUDA context is unusable after an earlier error (" + s.broken +
+                                       "); restart the process.");
+}
+
+void markBroken(const std::string& why) {
+  if (state().broken.empty()) state().broken = why;
+}
+
+DeviceAllocator& allocator() { return state().alloc; }
+PinnedPool& pinned() { return state().pinned; }
+
+std::string takeDeviceError() {
+  State& s = state();
+  if (!s.errors) return "";
+  volatile DeviceErrors* e = s.errors;
+  int code = e->code;
+  if (code <= 0) return "";
+  long long index = e->index, value = e->value, bound = e->bound;
+  e->code = 0;
+  std::string at = std::to_string(index), v = std::to_string(value), b = std::to_string(bound);
+  switch (code) {
+    case kEmbeddingIdOutOfRange:
+      return "embedding: ids[" + at + "] = " + v + " is outside the vocabulary [0, " + b + ") (its output row is zeros)";
+    case kEmbeddingGradIdOutOfRange:
+      return "embeddingGrad: ids[" + at + "] = " + v + " is outside the vocabulary [0, " + b + ")";
+    case kCrossEntropyTargetOutOfRange:
+      return "crossEntropy: targets[" + at + "] = " + v + " is outside the vocabulary [0, " + b +
+             ") and is not ignoreIndex (its loss is NaN)";
+    case kLinearCrossEntropyTargetOutOfRange:
+      return "linearCrossEntropy: targets[" + at + "] = " + v + " is outside the vocabulary [0, " + b +
+             ") and is not ignoreIndex (its loss is NaN)";
+    default:
+      return "a kernel reported error code " + std::to_string(code);
+  }
+}
+
+void setLastKernel(const std::string& label) { state().lastKernel = label; }
+const std::string& lastKernel() { return state().lastKernel; }
+
+const std::vector<std::pair<std::string, OpFn>>& ops() { return opTable(); }
+
+void shutdown() {
+  State& s = state();
+  if (!s.ready) return;
+  cudaStreamSynchronize(s.stream);
+}
+
+}  // namespace mcuda
