@@ -1,5 +1,5 @@
 export { main } from './main.js';
-export { runBench, estimateTrainingBytes } from './run.js';
+export { runBench, estimateTrainingBytes, parameterCount } from './run.js';
 export { parseBenchArgs, MODES, TRAIN_MODES, BenchUsageError, type BenchOptions } from './options.js';
 export { renderMarkdown } from './report/markdown.js';
 export { renderHtml } from './report/html.js';

@@ -1,12 +1,20 @@
 import { cpus, hostname, totalmem } from 'node:os';
 import { getBackend } from '@mamba-ts/tensor';
-import { MambaLM, fromPretrained, presetConfig, type MambaConfig } from '@mamba-ts/ssm';
+import { MambaLM, fromPretrained, presetConfig, readMambaConfig, type MambaConfig } from '@mamba-ts/ssm';
 import { useBackend } from '@mamba-ts/cli';
 import { benchDecode, benchPrefill, type InferResult } from './infer.js';
 import { BenchUsageError, TRAIN_MODES, type BenchOptions, type TrainMode } from './options.js';
 import { Progress } from './progress.js';
 import { PAPER, type BenchReport, type ScalingPoint } from './report/schema.js';
 import { benchTraining, type TrainResult } from './train.js';
+
+/** Parameter count of a Mamba model, from its config alone. */
+export function parameterCount(c: MambaConfig): number {
+  const { hiddenSize: D, intermediateSize: E, stateSize: N, timeStepRank: R, convKernel: W, vocabSize: V } = c;
+  const bias = c.useBias ? 2 * E + D : 0;
+  const layer = 2 * E * D + E * W + (c.useConvBias ? E : 0) + (R + 2 * N) * E + R * E + E + E * N + E + D * E + D + bias;
+  return V * D * (c.tieWordEmbeddings ? 1 : 2) + c.numLayers * layer + D;
+}
 
 /** Rough bytes a full fp32 training step needs: weights, gradients, AdamW state and saved activations. */
 export function estimateTrainingBytes(cfg: MambaConfig, parameters: number, batch: number, length: number): number {
@@ -36,27 +44,19 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     if (opts.backendExplicit) throw new BenchUsageError((e as Error).message);
     throw e;
   }
-  let model: MambaLM;
-  let name: string;
-  if (opts.model) {
-    model = (await fromPretrained(opts.model, { tokenizer: false })).model;
-    name = opts.model;
-  } else {
-    model = new MambaLM(presetConfig(opts.preset), { seed: opts.seed });
-    name = `preset ${opts.preset}`;
-  }
-  const cfg = model.config;
-  const parameters = model.parameterCount();
+  const cfg = opts.model ? await readMambaConfig(opts.model) : presetConfig(opts.preset);
+  const parameters = parameterCount(cfg);
   const trainModes = opts.modes.filter((m): m is TrainMode => (TRAIN_MODES as readonly string[]).includes(m));
   const needed = estimateTrainingBytes(cfg, parameters, opts.batchSize, opts.seqLen);
   const limit = memoryLimit(backend);
   if (trainModes.length > 0 && needed > limit) {
-    model.dispose();
     throw new BenchUsageError(
       `batch ${opts.batchSize} × ${opts.seqLen} tokens needs about ${(needed / 2 ** 30).toFixed(1)} GiB for full fp32 training, ` +
         `more than the ${(limit / 2 ** 30).toFixed(1)} GiB available on ${backend}; lower --batch-size or --seq-len.`,
     );
   }
+  const model = opts.model ? (await fromPretrained(opts.model, { tokenizer: false })).model : new MambaLM(cfg, { seed: opts.seed });
+  const name = opts.model ?? `preset ${opts.preset}`;
   const scaling = trainModes.includes('full-fp32') ? opts.scalingLengths.flatMap((l) => opts.scalingBatches.map((b) => [b, l] as const)) : [];
   const totalWork =
     trainModes.length * (opts.steps + opts.warmup) +

@@ -36,7 +36,7 @@ export interface KernelExports {
 }
 
 /** The embedded module's bytes (decoded with atob, which Node ≥ 16 and every browser have). */
-export function wasmBytes(): Uint8Array {
+export function wasmBytes(): Uint8Array<ArrayBuffer> {
   const binary = atob(WASM_BASE64);
   const bytes = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
@@ -51,7 +51,8 @@ function checkSimd(): void {
 /** Compiles and instantiates the kernels asynchronously (works everywhere, required on browser main threads). */
 export async function instantiateKernels(): Promise<KernelExports> {
   checkSimd();
-  const { instance } = await WebAssembly.instantiate(wasmBytes(), {});
+  const module = await WebAssembly.compile(wasmBytes());
+  const instance = await WebAssembly.instantiate(module, {});
   return instance.exports as unknown as KernelExports;
 }
 

@@ -41,7 +41,7 @@ interface Series {
 function lineChart(id: string, title: string, xLabel: string, series: Series[], format: (v: number) => string): string {
   const width = 640;
   const height = 300;
-  const pad = { l: 70, r: 130, t: 30, b: 40 };
+  const pad = { l: 90, r: 130, t: 30, b: 40 };
   const xs = series.flatMap((s) => s.points.map(([x]) => Math.log2(x)));
   const ys = series.flatMap((s) => s.points.map(([, y]) => y)).filter(Number.isFinite);
   const [x0, x1] = [Math.min(...xs), Math.max(...xs)];

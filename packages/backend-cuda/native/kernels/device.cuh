@@ -37,14 +37,14 @@ struct In {
   const void* p;
   int dtype;
   __device__ __forceinline__ float operator[](long long i) const { return loadf(p, dtype, i); }
-  __device__ __forceinline__ bool present() const { return p != nullptr; }
+  __host__ __device__ __forceinline__ bool present() const { return p != nullptr; }
 };
 
 struct Out {
   void* p;
   int dtype;
   __device__ __forceinline__ void set(long long i, float v) const { storef(p, dtype, i, v); }
-  __device__ __forceinline__ bool present() const { return p != nullptr; }
+  __host__ __device__ __forceinline__ bool present() const { return p != nullptr; }
 };
 
 inline In readIn(Args& a) {

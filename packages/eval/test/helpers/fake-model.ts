@@ -2,8 +2,8 @@ import { TokenScoringModel, scoreFromLogits, type ContextGroup, type TokenScore 
 
 /**
  * A tiny deterministic "language model" for tests: a word-piece tokenizer (" word", digit, punctuation, whitespace
- * pieces hashed into a 64-token vocabulary, EOT = 0) and a bigram scorer whose logits depend only on the previous
- * token.
+ * pieces hashed into a 64-token vocabulary, EOT = 0) and a bigram scorer whose logits depend on the previous token
+ * and on the first input token.
  */
 export const VOCAB = 64;
 export const EOT = 0;
@@ -23,9 +23,15 @@ export function tokenize(text: string): number[] {
   return (text.match(PIECES) ?? []).map(pieceId);
 }
 
-/** Next-token logits after `prev`: a hash-like ramp plus a bump on one preferred token. */
-export function bigramLogits(prev: number): number[] {
-  return Array.from({ length: VOCAB }, (_, v) => ((prev * 131 + v * 71) % 97) / 13 + (v === (prev * 7 + 3) % VOCAB ? 4 : 0));
+/**
+ * Next-token logits after `prev`: a hash-like ramp plus a bump on one preferred token, plus a bump on the first
+ * token of the input (so that left truncation changes the scores).
+ */
+export function bigramLogits(prev: number, first: number): number[] {
+  return Array.from(
+    { length: VOCAB },
+    (_, v) => ((prev * 131 + v * 71) % 97) / 13 + (v === (prev * 7 + 3) % VOCAB ? 4 : 0) + (v === first ? 1.5 : 0),
+  );
 }
 
 /** The bigram backend through the library's group interface; counts calls and scored groups. */
@@ -40,7 +46,7 @@ export function makeBigramModel(options: { maxLength?: number; batchSize?: numbe
       return g.continuations.map((cont) => {
         stats.continuations++;
         const seq = [...g.contextIds, ...cont];
-        const rows = cont.flatMap((_, j) => bigramLogits(seq[g.contextIds.length + j - 1]));
+        const rows = cont.flatMap((_, j) => bigramLogits(seq[g.contextIds.length + j - 1], seq[0]));
         return scoreFromLogits(rows, VOCAB, 0, cont);
       });
     });
@@ -78,7 +84,7 @@ export function bruteForceLoglikelihood(context: string, continuation: string, m
   let greedy = true;
   for (let i = 0; i < contTokens.length; i++) {
     const pos = inp.length - contTokens.length + i;
-    const logits = bigramLogits(inp[pos]);
+    const logits = bigramLogits(inp[pos], inp[0]);
     const target = contTokens[i];
     const logZ = Math.log(logits.reduce((s, x) => s + Math.exp(x), 0));
     ll += logits[target] - logZ;
