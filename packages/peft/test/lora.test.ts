@@ -15,16 +15,29 @@ function randomizeAdapters(model: T.Module, seed = 1, std = 0.3): void {
 }
 
 describe('PEFT fixture parity (adapters made by Python peft on mamba-tiny)', () => {
+  /**
+   * transformers 5.17's MambaMixer computes `self.dt_proj.weight @ time_step` with the raw weight, so Python
+   * silently drops a LoRA on dt_proj (checked with verify_adapter.py on a dt_proj-only adapter: peft's logits equal
+   * the base logits). lora-all's reference therefore holds every adapter except dt_proj's; we apply dt_proj's.
+   */
+  const silentlyDroppedByPython = (name: string): string[] => (name === 'lora-all' ? ['dt_proj'] : []);
+
   test.each(ADAPTERS)('%s: logits within 1e-4 of peft', async (name) => {
     const ref = reference(name);
     const ids = idsOf(ref);
     const model = await loadTiny();
     expect(maxAbsDiff(logitsOf(model, ids), ref.get('base_logits').data as Float32Array)).toBeLessThan(1e-4);
     await loadAdapter(model, `${FIXTURES}${name}`);
-    const got = logitsOf(model, ids);
     const want = ref.get('logits').data as Float32Array;
-    expect(maxAbsDiff(got, want)).toBeLessThan(1e-4);
-    expect(maxAbsDiff(got, ref.get('base_logits').data as Float32Array)).toBeGreaterThan(1);
+    const ours = logitsOf(model, ids);
+    expect(maxAbsDiff(ours, ref.get('base_logits').data as Float32Array)).toBeGreaterThan(1);
+    const dropped = silentlyDroppedByPython(name);
+    for (const [n, p] of loraParameters(model)) {
+      if (dropped.some((m) => n.includes(`.${m}.lora_B`))) p.assign(T.zerosLike(p.value));
+    }
+    expect(maxAbsDiff(logitsOf(model, ids), want)).toBeLessThan(1e-4);
+    // …and our dt_proj adapter really acts (Python's does not).
+    if (dropped.length > 0) expect(maxAbsDiff(ours, want)).toBeGreaterThan(1e-2);
     ids.dispose();
     model.dispose();
   });
@@ -184,7 +197,7 @@ describe('bad input', () => {
   test('unknown target lists the available module paths', async () => {
     const model = await loadTiny();
     expect(() => applyLora(model, { r: 2, alpha: 2, targets: ['q_proj'] })).toThrow(
-      /unknown LoRA target "q_proj"; available module paths: .*backbone\.layers\.\{0\.\.1\}\.mixer\.in_proj.*backbone\.embeddings/,
+      /unknown LoRA target "q_proj"; available module paths: backbone\.embeddings, backbone\.layers\.\{0\.\.1\}\.mixer\.in_proj, .*out_proj\./,
     );
     expect(() => applyLora(model, { r: 2, alpha: 2, targets: ['conv1d'] })).toThrow(/DepthwiseConv1d; LoRA wraps only Linear and Embedding/);
     expect(loraLayers(model).size).toBe(0);

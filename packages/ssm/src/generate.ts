@@ -1,6 +1,5 @@
-import { concat, engine, narrow, reshape, tensor, type Tensor } from '@mamba-ts/tensor';
+import { checkSamplingOptions, concat, createSampler, engine, narrow, reshape, tensor, type SamplingOptions, type Tensor } from '@mamba-ts/tensor';
 import type { MambaLM } from './model.js';
-import { checkSamplingOptions, sampleToken, samplerRandom, type SamplingOptions } from './sampling.js';
 import { MambaState } from './state.js';
 
 export interface GenerateOptions extends SamplingOptions {
@@ -33,7 +32,7 @@ export async function generate(model: MambaLM, prompts: readonly (readonly numbe
   const { maxNewTokens = 32, stopTokens = [model.config.eosTokenId], onToken } = opts;
   checkSamplingOptions(opts);
   if (prompts.length === 0) return [];
-  const random = samplerRandom(opts.seed ?? 0);
+  const sample = createSampler(opts);
   const V = model.config.vocabSize;
 
   const starts = prompts.map((p) => prefill(model, p));
@@ -52,7 +51,7 @@ export async function generate(model: MambaLM, prompts: readonly (readonly numbe
       const rows = await logits.toFloat32();
       const next = prompts.map((_, b) => {
         if (done[b]) return stopTokens[0] ?? 0;
-        const token = sampleToken(rows.subarray(b * V, (b + 1) * V), opts, random);
+        const token = sample(rows.subarray(b * V, (b + 1) * V));
         out[b].push(token);
         onToken?.(token, b);
         if (stopTokens.includes(token) || out[b].length >= maxNewTokens) done[b] = true;

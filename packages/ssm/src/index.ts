@@ -5,4 +5,3 @@ export { MambaState, type LayerState } from './state.js';
 export { TextTokenizer } from './tokenizer.js';
 export { fromPretrained, readMambaConfig, keepsFp32, type LoadOptions } from './load.js';
 export { generate, prefill, streamTokens, type GenerateOptions } from './generate.js';
-export { sampleToken, argmax, checkSamplingOptions, type SamplingOptions } from './sampling.js';

@@ -1,7 +1,7 @@
 import { noGrad, narrow, tensor, tidy, type DType, type Tensor } from '@mamba-ts/tensor';
 import type { LayerKV } from './attention.js';
 import type { GPTNeoXModel } from './model.js';
-import { createSampler, type SamplingOptions } from './sampling.js';
+import { createSampler, type SamplingOptions } from '@mamba-ts/tensor';
 
 export interface GenerateOptions extends SamplingOptions {
   /** How many tokens to add (default 32). */
@@ -44,7 +44,7 @@ export async function generateIds(model: GPTNeoXModel, prompts: readonly (readon
   if (L + maxNewTokens > limit) {
     throw new Error(`generate: prompt length ${L} + maxNewTokens ${maxNewTokens} exceeds the model's maximum length ${limit}; shorten the prompt or ask for fewer tokens.`);
   }
-  const sample = createSampler(opts);
+  const sample = createSampler({ ...opts, temperature: opts.temperature ?? 0 }); // greedy unless a temperature is given
   const out: number[][] = prompts.map(() => []);
   const done = new Array<boolean>(B).fill(false);
   if (maxNewTokens === 0) return out;

@@ -11,7 +11,7 @@ export { RotaryTables, applyRotary, rotateHalf } from './rotary.js';
 export { GPTNeoXAttention, CausalMasks, type LayerKV } from './attention.js';
 export { GPTNeoXLayer, GPTNeoXMLP, activation } from './layer.js';
 export { GPTNeoXBackbone, GPTNeoXModel, type ForwardOptions, type ForwardResult } from './model.js';
-export { createSampler, argmaxOf, type SamplingOptions } from './sampling.js';
+export { createSampler, argmaxOf, type SamplingOptions } from '@mamba-ts/tensor';
 export { generateIds, type GenerateOptions } from './generate.js';
 export { loadGPTNeoX, loadWeights, readGPTNeoXConfig, type LoadOptions } from './load.js';
 export { loadTokenizer, Tokenizer } from './tokenizer.js';
