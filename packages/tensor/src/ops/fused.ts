@@ -101,7 +101,24 @@ export interface SelectiveScanInputs {
   deltaSoftplus?: boolean;
 }
 
-const SCAN_OPTIONAL = ['D', 'z', 'deltaBias', 'h0'] as const;
+/** Required inputs, then each optional input that is present (shape-checked), with the names the kernel reads. */
+function withOptional(
+  what: string,
+  required: Record<string, Tensor>,
+  given: Partial<Record<string, Tensor | null | boolean | undefined>>,
+  optionalShapes: Record<string, number[]>,
+): { names: string[]; inputs: Tensor[] } {
+  const names = Object.keys(required);
+  const inputs = Object.values(required);
+  for (const [name, shape] of Object.entries(optionalShapes)) {
+    const t = given[name];
+    if (!t || typeof t === 'boolean') continue;
+    assertShape(`${what} ${name}`, t, shape);
+    names.push(name);
+    inputs.push(t);
+  }
+  return { names, inputs };
+}
 
 /**
  * h_t = exp(Δ_t A) ⊙ h_{t−1} + Δ_t B_t u_t, y_t = C_t·h_t + D ⊙ u_t, y ← y ⊙ silu(z), with
@@ -116,16 +133,9 @@ export function selectiveScan(p: SelectiveScanInputs): { y: Tensor; hLast: Tenso
   assertShape('selectiveScan B', p.B, [Bt, L, N]);
   assertShape('selectiveScan C', p.C, [Bt, L, N]);
   assertSameDType('selectiveScan (u, delta)', p.u, p.delta);
-  const names = ['u', 'delta', 'A', 'B', 'C'];
-  const inputs = [p.u, p.delta, p.A, p.B, p.C];
-  const expected: Record<string, number[]> = { D: [E], z: [Bt, L, E], deltaBias: [E], h0: [Bt, E, N] };
-  for (const name of SCAN_OPTIONAL) {
-    const t = p[name];
-    if (!t) continue;
-    assertShape(`selectiveScan ${name}`, t, expected[name]);
-    names.push(name);
-    inputs.push(t);
-  }
+  const { names, inputs } = withOptional('selectiveScan', { u: p.u, delta: p.delta, A: p.A, B: p.B, C: p.C }, p, {
+    D: [E], z: [Bt, L, E], deltaBias: [E], h0: [Bt, E, N],
+  });
   const [y, hLast] = runMulti('selectiveScan', inputs, { deltaSoftplus: p.deltaSoftplus ?? true, names });
   return { y, hLast };
 }
@@ -169,16 +179,9 @@ export function selectiveStateUpdate(p: StateUpdateInputs): { y: Tensor; state: 
   assertShape('selectiveStateUpdate A', p.A, [E, N]);
   assertShape('selectiveStateUpdate B', p.B, [Bt, N]);
   assertShape('selectiveStateUpdate C', p.C, [Bt, N]);
-  const names = ['state', 'x', 'delta', 'A', 'B', 'C'];
-  const inputs = [p.state, p.x, p.delta, p.A, p.B, p.C];
-  const expected: Record<string, number[]> = { D: [E], z: [Bt, E], deltaBias: [E] };
-  for (const name of ['D', 'z', 'deltaBias'] as const) {
-    const t = p[name];
-    if (!t) continue;
-    assertShape(`selectiveStateUpdate ${name}`, t, expected[name]);
-    names.push(name);
-    inputs.push(t);
-  }
+  const { names, inputs } = withOptional('selectiveStateUpdate', { state: p.state, x: p.x, delta: p.delta, A: p.A, B: p.B, C: p.C }, p, {
+    D: [E], z: [Bt, E], deltaBias: [E],
+  });
   const [y, state] = runMulti('selectiveStateUpdate', inputs, { deltaSoftplus: p.deltaSoftplus ?? true, names });
   return { y, state };
 }
