@@ -1,1 +1,46 @@
-export {};
+import { engine, type KernelFunc } from '@mamba-ts/tensor';
+import { nativeAddon } from './availability.js';
+import { CudaBackend } from './backend.js';
+import { basicKernels } from './kernels/basic.js';
+import { fusedKernels } from './kernels/fused.js';
+
+export { cudaStatus, isAvailable, unavailableReason, type CudaStatus } from './availability.js';
+export { CudaBackend, CudaBuffer } from './backend.js';
+export { addonPath, cublasLtCandidates, type NativeAddon, type ProbeInfo, type InitInfo } from './native.js';
+
+export interface RegisterCudaOptions {
+  /** Make `cuda` the active backend (default false). */
+  activate?: boolean;
+}
+
+/** Every kernel the cuda backend implements natively. */
+export function cudaKernels(): Record<string, KernelFunc> {
+  return { ...basicKernels(), ...fusedKernels() } as Record<string, KernelFunc>;
+}
+
+/**
+ * Registers the backend `cuda` and all its kernels with the engine (idempotent) and returns it. Throws with the
+ * reason (addon not built, no driver, no GPU, no cuBLASLt) when CUDA cannot be used here; check `isAvailable()`
+ * first to fall back quietly.
+ */
+export function registerCudaBackend({ activate = false }: RegisterCudaOptions = {}): CudaBackend {
+  const e = engine();
+  if (e.backendNames().includes('cuda')) {
+    const existing = e.findBackend('cuda') as CudaBackend;
+    if (activate) e.setBackend('cuda');
+    return existing;
+  }
+  const backend = new CudaBackend(nativeAddon());
+  e.registerBackend(backend, { activate });
+  for (const [name, fn] of Object.entries(cudaKernels())) e.registerKernel('cuda', name, fn);
+  return backend;
+}
+
+/**
+ * Test and tuning knobs of the native code: the selective scan's chunk lengths along the sequence (0 = automatic;
+ * the backward chunk is capped at 32) and `debugSync` (synchronise after every kernel, so a failing kernel is named
+ * exactly; also set by MAMBA_TS_CUDA_SYNC=1). Never needed for normal use.
+ */
+export function setCudaOption(name: 'scanForwardChunk' | 'scanBackwardChunk' | 'debugSync', value: number): void {
+  nativeAddon().setOption(name, value);
+}

@@ -26,6 +26,10 @@ function typeName(field: FieldSpec): string {
   }
 }
 
+function withArticle(noun: string): string {
+  return /^[aeiou]/i.test(noun) ? `an ${noun}` : noun.startsWith('{') ? noun : `a ${noun}`;
+}
+
 function hasType(value: unknown, field: FieldSpec): boolean {
   switch (field.type) {
     case 'string':
@@ -84,7 +88,7 @@ export function loadSplit(dataDir: string, task: TaskDefinition, split: string):
       }
       if (!hasType(doc[field.name], field)) {
         throw new Error(
-          `${where}: field "${field.name}" must be a ${typeName(field)}${field.note ? ` (${field.note})` : ''}, ` +
+          `${where}: field "${field.name}" must be ${withArticle(typeName(field))}${field.note ? ` (${field.note})` : ''}, ` +
             `got ${JSON.stringify(doc[field.name])}.`,
         );
       }

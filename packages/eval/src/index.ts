@@ -9,6 +9,7 @@ export {
   type LoglikelihoodRequest,
   type LoglikelihoodResult,
   type ModelInput,
+  type TokenizedLanguageModel,
   type TokenizerInfo,
 } from './language-model.js';
 export {

@@ -33,6 +33,13 @@ export interface TokenizerInfo {
   prefixTokenId?: number;
 }
 
+/** A language model that also exposes its tokenizer facts (what `TokenScoringModel` provides). */
+export interface TokenizedLanguageModel extends LanguageModel {
+  tokenize(text: string): number[];
+  readonly maxLength: number;
+  readonly eotTokenId: number;
+}
+
 export interface EncodedPair {
   contextIds: number[];
   continuationIds: number[];

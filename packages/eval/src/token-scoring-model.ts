@@ -1,7 +1,7 @@
 import {
   encodePair,
   truncateLeft,
-  type LanguageModel,
+  type TokenizedLanguageModel,
   type LoglikelihoodOptions,
   type LoglikelihoodRequest,
   type LoglikelihoodResult,
@@ -79,7 +79,7 @@ function compareForCollator(a: readonly number[], b: readonly number[]): number 
  * left to `maxLength`, groups requests that share a context so the backend can reuse one forward pass (or one
  * recurrent state) for all their continuations, and batches groups longest first.
  */
-export class TokenScoringModel implements LanguageModel {
+export class TokenScoringModel implements TokenizedLanguageModel {
   readonly batchSize: number;
 
   constructor(private readonly options: TokenScoringModelOptions) {

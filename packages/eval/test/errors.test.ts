@@ -42,7 +42,7 @@ describe('bad input', () => {
       /piqa\/validation\.jsonl line 2: field "sol2" is missing; each row needs goal \(string\), sol1 \(string\), sol2 \(string\), label \(integer/,
     );
     writeSplit(root, 'piqa', 'validation', [good, '', '{"goal": "g", "sol1": "a", "sol2": "b", "label": "0"}']);
-    expect(() => loadSplit(root, getTask('piqa'), 'validation')).toThrow(/line 3: field "label" must be a integer .*got "0"/);
+    expect(() => loadSplit(root, getTask('piqa'), 'validation')).toThrow(/line 3: field "label" must be an integer .*got "0"/);
     writeSplit(root, 'piqa', 'validation', ['{"goal": "g", "sol1": "a", "sol2": "b", "label": -1}']);
     expect(() => loadSplit(root, getTask('piqa'), 'validation')).toThrow(/line 1: label must be 0 or 1, got -1\./);
     writeSplit(root, 'piqa', 'validation', [good, '{"goal": "g",']);
