@@ -2,6 +2,7 @@ import { helpText, type CommandSpec } from './args.js';
 import { UsageError } from './cli-error.js';
 import { generateCommand, generateSpec } from './commands/generate.js';
 import { logitsCommand, logitsSpec } from './commands/logits.js';
+import { evalCommand, evalCompareCommand, evalCompareSpec, evalSpec } from './commands/eval.js';
 
 export { registerBackendLoader, useBackend, BACKENDS } from './backends.js';
 export { registerModelLoader, loadModel, type CliModel } from './models.js';
@@ -15,6 +16,8 @@ interface Command {
 const COMMANDS: Command[] = [
   { spec: generateSpec, run: generateCommand },
   { spec: logitsSpec, run: logitsCommand },
+  { spec: evalSpec, run: evalCommand },
+  { spec: evalCompareSpec, run: evalCompareCommand },
 ];
 
 function usage(): string {

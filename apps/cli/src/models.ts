@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { assertDType, tidy, tensor, type DType } from '@mamba-ts/tensor';
 import { fromPretrained, generate, type GenerateOptions } from '@mamba-ts/ssm';
 import { TransformerLM } from '@mamba-ts/transformer';
+import { mambaLanguageModel, transformerLanguageModel, type ModelScoringOptions, type TokenScoringModel } from '@mamba-ts/eval';
 import { UsageError } from './cli-error.js';
 
 /** What the CLI needs of a causal language model, whatever its architecture. */
@@ -13,6 +14,8 @@ export interface CliModel {
   /** Logits (L, V) for one sequence of ids. */
   logits(ids: readonly number[]): Promise<Float32Array>;
   generate(prompt: readonly number[], opts: GenerateOptions): Promise<number[]>;
+  /** The model as an lm-evaluation-harness scorer. */
+  languageModel(opts: ModelScoringOptions): TokenScoringModel;
   dispose(): void;
 }
 
@@ -35,6 +38,10 @@ const LOADERS: Record<string, Loader> = {
         }
       },
       generate: async (prompt, opts) => (await generate(model, [prompt], opts))[0],
+      languageModel: (opts) => {
+        if (!tokenizer) throw new UsageError(`${dir}: no tokenizer.json; evaluation needs it to encode the prompts.`);
+        return mambaLanguageModel(model, tokenizer, opts);
+      },
       dispose: () => model.dispose(),
     };
   },
@@ -66,6 +73,7 @@ const LOADERS: Record<string, Loader> = {
         });
         return ids;
       },
+      languageModel: (opts) => transformerLanguageModel(lm, opts),
       dispose: () => lm.dispose(),
     };
   },

@@ -80,3 +80,31 @@ describe('GPT-NeoX checkpoints dispatch on model_type', () => {
     expect(JSON.parse(r.out).ids).toEqual(neoxGenerate.new_ids);
   });
 });
+
+describe('mamba-ts eval and eval-compare', () => {
+  const DATA = fileURLToPath(new URL('../../../packages/eval/test/data', import.meta.url));
+  const NEOX = fileURLToPath(new URL('../../../packages/transformer/test/fixtures/neox-tiny', import.meta.url));
+  test('several shot counts write one file each plus the ICL report; eval-compare divides the gains', async () => {
+    const dir = mkdtempSync(`${tmpdir()}/eval-`);
+    const common = ['--tasks', 'piqa,arc_easy', '--shots', '0,1', '--data-dir', DATA, '--backend', 'cpu', '--bootstrap-iters', '10', '--quiet'];
+    const a = await cli('eval', '--model', TINY, ...common, '--out', `${dir}/mamba.json`, '--log-samples', `${dir}/samples`);
+    expect(a.err).toBe('');
+    expect(a.code).toBe(0);
+    const b = await cli('eval', '--model', NEOX, ...common, '--out', `${dir}/neox.json`);
+    expect(b.code).toBe(0);
+    const zero = JSON.parse(readFileSync(`${dir}/mamba.0shot.json`, 'utf8'));
+    expect(zero.results.piqa['acc,none']).toBeGreaterThanOrEqual(0);
+    expect(zero['n-shot'].piqa).toBe(0);
+    expect(JSON.parse(readFileSync(`${dir}/mamba.json`, 'utf8')).byShot['1'].results.arc_easy).toBeDefined();
+    expect(readFileSync(`${dir}/samples/1shot/piqa.jsonl`, 'utf8').split('\n').filter(Boolean).length).toBeGreaterThan(0);
+    expect(a.out).toMatch(/In-context learning gain/);
+    const cmp = await cli('eval-compare', `${dir}/mamba.json`, `${dir}/neox.json`);
+    expect(cmp.code).toBe(0);
+    expect(cmp.out).toMatch(/\|piqa\|1\|/);
+  }, 120_000);
+
+  test('unknown tasks and missing files are one sentence', async () => {
+    expect((await cli('eval', '--model', TINY, '--tasks', 'squad', '--data-dir', '/x', '--out', '/tmp/x.json')).err).toMatch(/Unknown task "squad"; known tasks: .*piqa/);
+    expect((await cli('eval-compare', '/nope/a.json', '/nope/b.json')).err).toMatch(/\/nope\/a.json: file not found/);
+  });
+});

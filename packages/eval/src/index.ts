@@ -92,3 +92,5 @@ export {
   type SyntheticResult,
   type SyntheticTask,
 } from './synthetic.js';
+export { mambaLanguageModel, type ModelScoringOptions } from './models/mamba.js';
+export { transformerLanguageModel } from './models/transformer.js';
