@@ -7,6 +7,7 @@ import { BenchUsageError, TRAIN_MODES, type BenchOptions, type TrainMode } from 
 import { Progress } from './progress.js';
 import { PAPER, type BenchReport, type ScalingPoint } from './report/schema.js';
 import { benchTraining, type TrainResult } from './train.js';
+import { comparableTransformer, transformerPoint } from './scaling.js';
 
 /** Parameter count of a Mamba model, from its config alone. */
 export function parameterCount(c: MambaConfig): number {
@@ -62,7 +63,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     trainModes.length * (opts.steps + opts.warmup) +
     (opts.modes.includes('prefill') ? 4 : 0) +
     (opts.modes.includes('decode') ? 2 * (opts.decodeTokens + 1) : 0) +
-    scaling.length * 3;
+    scaling.length * 6;
   const progress = new Progress(totalWork, !opts.quiet && !opts.json);
   const settings = { batchSize: opts.batchSize, seqLen: opts.seqLen, steps: opts.steps, warmup: opts.warmup, seed: opts.seed, lora: { rank: opts.loraRank, alpha: opts.loraAlpha, targets: opts.loraTargets } };
 
@@ -83,11 +84,18 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
         progress.tick(`decode b${batch}`, opts.decodeTokens + 1);
       }
     }
-    for (const [batch, length] of scaling) {
-      if (estimateTrainingBytes(cfg, parameters, batch, length) > limit) continue;
-      const r = await benchTraining(model, 'full-fp32', { ...settings, batchSize: batch, seqLen: length, steps: 2, warmup: 1 });
-      points.push({ model: 'mamba', seqLen: length, batchSize: batch, tokensPerSecond: r.tokensPerSecond.median, peakBytesPerToken: r.peakBytesPerToken });
-      progress.tick(`scaling b${batch} L${length}`, 3);
+    const transformer = scaling.length > 0 ? comparableTransformer(cfg, Math.max(...opts.scalingLengths), opts.seed) : null;
+    try {
+      for (const [batch, length] of scaling) {
+        if (estimateTrainingBytes(cfg, parameters, batch, length) > limit) continue;
+        const r = await benchTraining(model, 'full-fp32', { ...settings, batchSize: batch, seqLen: length, steps: 2, warmup: 1 });
+        points.push({ model: 'mamba', seqLen: length, batchSize: batch, tokensPerSecond: r.tokensPerSecond.median, peakBytesPerToken: r.peakBytesPerToken });
+        progress.tick(`scaling mamba b${batch} L${length}`, 3);
+        points.push(await transformerPoint(transformer!, batch, length, opts.seed));
+        progress.tick(`scaling transformer b${batch} L${length}`, 3);
+      }
+    } finally {
+      transformer?.dispose();
     }
   } finally {
     progress.finish();

@@ -28,7 +28,7 @@ describe('bench report', () => {
     expect(lora.trainableParameters).toBeLessThan(full.trainableParameters / 4);
     expect(report.ratios.find((r) => r.mode === 'full-fp32')).toEqual({ mode: 'full-fp32', tokensPerSecond: 1, memoryPerTokenReduction: 0 });
     expect(report.inference.map((i) => `${i.mode}${i.batchSize}`)).toEqual(['prefill1', 'decode1', 'decode2']);
-    expect(report.scaling.map((p) => p.seqLen)).toEqual([8, 16]);
+    expect(report.scaling.map((p) => `${p.model}${p.seqLen}`)).toEqual(['mamba8', 'transformer8', 'mamba16', 'transformer16']);
     expect(report.model.parameters).toBe(parameterCount(presetConfig('tiny')));
   }, 120_000);
 
@@ -63,7 +63,7 @@ describe('bench report', () => {
     expect(charts.every((c) => c.width > 100)).toBe(true);
     expect(charts.find((c) => c.id === 'train-tokens')!.bars).toBe(6);
     expect(charts.find((c) => c.id === 'inference-tokens')!.bars).toBe(3);
-    expect(charts.find((c) => c.id === 'scaling-tokens')!.lines).toBe(1);
+    expect(charts.find((c) => c.id === 'scaling-tokens')!.lines).toBe(2);
   }, 700_000);
 
   test('main writes report.json, report.md and report.html', async () => {

@@ -56,7 +56,7 @@ function greedy(p: Params, prompt: number[], steps: number): Promise<number[]> {
     for (let s = 0; s < steps; s++) {
       const next = T.tidy(() => {
         const ids = T.tensor(Int32Array.from(tokens), [1, tokens.length], 'i32');
-        const h = T.slice(T.reshape(forwardOne(p, ids), [tokens.length, D]), [tokens.length - 1, 0], [1, D]);
+        const h = T.slice(T.reshape(forward(p, ids), [tokens.length, D]), [tokens.length - 1, 0], [1, D]);
         return T.argmax(T.matmul(h, p.emb, { transB: true }));
       });
       tokens.push((await next.data())[0]);
@@ -64,11 +64,6 @@ function greedy(p: Params, prompt: number[], steps: number): Promise<number[]> {
     }
     return tokens;
   })();
-}
-
-/** forward() for batch 1 (the layer sizes do not depend on the batch). */
-function forwardOne(p: Params, ids: T.Tensor): T.Tensor {
-  return forward(p, ids);
 }
 
 describeGpu('a Mamba training step on cuda', () => {
@@ -103,8 +98,6 @@ describeGpu('a Mamba training step on cuda', () => {
   });
 
   test('recurrent steps (selectiveStateUpdate) reproduce the parallel scan', async () => {
-    const g = new T.engine().constructor === undefined ? 0 : 0;
-    void g;
     const [B, Ln, Ech, Ns] = [3, 7, 33, 16];
     const u = T.randomNormal([B, Ln, Ech], { seed: 21 });
     const delta = T.randomNormal([B, Ln, Ech], { seed: 22, std: 0.5 });
@@ -122,7 +115,9 @@ describeGpu('a Mamba training step on cuda', () => {
     for (let t = 0; t < Ln; t++) {
       const at = (x: T.Tensor, width: number) => T.reshape(T.slice(x, [0, t, 0], [B, 1, width]), [B, width]);
       const step = on('cuda', () =>
-        T.selectiveStateUpdate({ state, x: at(gu, Ech), delta: at(gdelta, Ech), A: gA, B: at(gB, Ns), C: at(gC, Ns), D: gD, z: at(gz, Ech), deltaBias: gbias }),
+        T.tidy(() =>
+          T.selectiveStateUpdate({ state, x: at(gu, Ech), delta: at(gdelta, Ech), A: gA, B: at(gB, Ns), C: at(gC, Ns), D: gD, z: at(gz, Ech), deltaBias: gbias }),
+        ),
       );
       const stepY = await step.y.toFloat32();
       const want = new Float32Array(B * Ech);

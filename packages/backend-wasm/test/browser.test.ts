@@ -99,10 +99,19 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
 }, 600_000);
 
-afterAll(() => {
-  if (browser?.pid && browser.exitCode === null) browser.kill('SIGKILL');
+afterAll(async () => {
+  // Chromium forks helpers into its own process group (detached below): end the whole group we started.
+  if (browser?.pid && browser.exitCode === null) {
+    const exited = new Promise((resolve) => browser!.once('exit', resolve));
+    try {
+      process.kill(-browser.pid, 'SIGKILL');
+    } catch {
+      browser.kill('SIGKILL');
+    }
+    await exited;
+  }
   server?.close();
-  if (profileDir) rmSync(profileDir, { recursive: true, force: true });
+  if (profileDir) rmSync(profileDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
 });
 
 test('the wasm backend loads and runs kernels in headless Chromium', async (ctx) => {
@@ -115,7 +124,7 @@ test('the wasm backend loads and runs kernels in headless Chromium', async (ctx)
   browser = spawn(chromium.path, [
     '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
     '--no-first-run', '--disable-dev-shm-usage', `--user-data-dir=${profileDir}`, `http://127.0.0.1:${port}/`,
-  ], { stdio: 'ignore' });
+  ], { stdio: 'ignore', detached: true });
   const timeout = new Promise<string>((_, reject) => setTimeout(() => reject(new Error('no result from the page within 60 s')), 60_000));
   const body = JSON.parse(await Promise.race([result, timeout]));
   expect(body.error).toBeUndefined();

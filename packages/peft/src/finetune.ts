@@ -295,7 +295,7 @@ export async function runFinetune(options: FinetuneOptions): Promise<FinetuneRes
     }
     const train = await loadRows(o.data, split.train, tokenizer, o, eosId, padId, warn);
     const evalRows = o.evalData
-      ? (await loadRows(o.evalData, null, tokenizer, o, eosId, padId, warn)).rows
+      ? (await loadRows(o.evalData, resolve(o.evalData) === resolve(o.data) ? all.records : null, tokenizer, o, eosId, padId, warn)).rows
       : split.evaluation.length > 0
         ? (await loadRows(o.data, split.evaluation, tokenizer, o, eosId, padId, warn)).rows
         : [];

@@ -48,7 +48,8 @@ describe('a short fine-tune on mamba-tiny lowers the loss', () => {
     expect(r.evalLoss!).toBeLessThan(r.losses[0] - 0.1);
     if (mode === 'lora') {
       expect(existsSync(join(r.out, 'adapter_config.json'))).toBe(true);
-      expect(r.trainable.percent).toBeLessThan(20);
+      expect(r.trainable.trainable).toBeGreaterThan(0);
+      expect(r.trainable.trainable).toBeLessThan(r.trainable.total / 2);
       const { model } = await fromPretrained(MODEL_DIR, { warn: () => {}, tokenizer: false });
       await loadAdapter(model, r.out);
       model.dispose();

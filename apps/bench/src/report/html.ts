@@ -80,9 +80,9 @@ export function renderHtml(r: BenchReport): string {
     charts.push(barChart('inference-tokens', 'Inference tokens/s (median)', r.inference.map((i) => ({ label: `${i.mode} b${i.batchSize}`, value: i.tokensPerSecond.median, text: `${formatRate(i.tokensPerSecond.median)} tok/s` }))));
   }
   if (r.scaling.length > 0) {
-    const batches = [...new Set(r.scaling.map((p) => p.batchSize))];
+    const keys = [...new Set(r.scaling.map((p) => `${p.model} b${p.batchSize}`))];
     const series = (pick: (p: BenchReport['scaling'][number]) => number): Series[] =>
-      batches.map((b) => ({ label: `mamba b${b}`, points: r.scaling.filter((p) => p.batchSize === b).map((p) => [p.seqLen, pick(p)] as [number, number]) }));
+      keys.map((key) => ({ label: key, points: r.scaling.filter((p) => `${p.model} b${p.batchSize}` === key).map((p) => [p.seqLen, pick(p)] as [number, number]) }));
     charts.push(lineChart('scaling-tokens', 'Training tokens/s vs sequence length', 'sequence length', series((p) => p.tokensPerSecond), (v) => `${formatRate(v)} tok/s`));
     charts.push(lineChart('scaling-memory', 'Peak bytes per token vs sequence length', 'sequence length', series((p) => p.peakBytesPerToken), formatBytes));
   }

@@ -33,8 +33,8 @@ export function renderMarkdown(r: BenchReport): string {
     lines.push('');
   }
   if (r.scaling.length > 0) {
-    lines.push('## Scaling (full fp32 training step)', '', '| batch | seq len | tokens/s | bytes/token |', '|---|---|---|---|');
-    for (const p of r.scaling) lines.push(`| ${p.batchSize} | ${p.seqLen} | ${formatRate(p.tokensPerSecond)} | ${formatBytes(p.peakBytesPerToken)} |`);
+    lines.push('## Scaling (full fp32 training step; the Transformer has the same width and half the layers)', '', '| model | batch | seq len | tokens/s | bytes/token |', '|---|---|---|---|---|');
+    for (const p of r.scaling) lines.push(`| ${p.model} | ${p.batchSize} | ${p.seqLen} | ${formatRate(p.tokensPerSecond)} | ${formatBytes(p.peakBytesPerToken)} |`);
     lines.push('');
   }
   return lines.join('\n');

@@ -43,7 +43,8 @@ export interface BenchReport {
 }
 
 export interface ScalingPoint {
-  model: 'mamba';
+  /** 'transformer': a GPT-NeoX of the same width with half the layers, for side-by-side curves. */
+  model: 'mamba' | 'transformer';
   seqLen: number;
   batchSize: number;
   tokensPerSecond: number;
