@@ -20,6 +20,7 @@ const input = Object.fromEntries(
     .filter((f) => f.endsWith('.test.ts') && !(process.env.TEST_FILTER && !f.includes(process.env.TEST_FILTER)))
     .map((f) => [basename(f, '.ts'), join(testDir, f)]),
 );
+input['bench-mixer'] = join(pkg, 'bench', 'mixer.ts');
 const bundle = await rolldown({
   input,
   platform: 'node',
@@ -28,8 +29,11 @@ const bundle = await rolldown({
     conditionNames: ['@mamba-ts/source', 'node', 'import', 'default'],
     alias: { vitest: join(here, 'vitest-shim.mjs') },
   },
+  // @mamba-ts/tensor registers the cpu backend when its index is imported, though its package.json says
+  // "sideEffects": false: keep every module's side effects.
+  treeshake: { moduleSideEffects: true },
   logLevel: 'warn',
 });
 await bundle.write({ dir: outDir, format: 'esm', entryFileNames: '[name].mjs', chunkFileNames: '[name]-[hash].mjs' });
 await bundle.close();
-console.log(`bundled ${Object.keys(input).length} test files into ${outDir}`);
+console.log(`bundled ${Object.keys(input).length - 1} test files and the mixer benchmark into ${outDir}`);

@@ -2,6 +2,10 @@ import { describe, test } from 'vitest';
 import * as T from '@mamba-ts/tensor';
 import { isAvailable, registerCudaBackend, unavailableReason } from '../src/index.js';
 
+// The cpu oracle must be registered before cuda (so it stays the default backend). Importing @mamba-ts/tensor does
+// that, but bundlers that trust its "sideEffects": false skip the import's side effect, so do it explicitly.
+T.registerCpuBackend();
+
 export const onGpu = isAvailable();
 
 /** describe() whose tests need a GPU; without one it holds a single skipped test that carries the reason. */
@@ -21,6 +25,18 @@ export function on<R>(backend: string, fn: () => R): R {
   e.setBackend(backend);
   try {
     return fn();
+  } finally {
+    e.setBackend(previous);
+  }
+}
+
+/** Like on(), for async work: `backend` stays active until the promise settles. */
+export async function onAsync<R>(backend: string, fn: () => Promise<R>): Promise<R> {
+  const e = T.engine();
+  const previous = e.getBackend().name;
+  e.setBackend(backend);
+  try {
+    return await fn();
   } finally {
     e.setBackend(previous);
   }

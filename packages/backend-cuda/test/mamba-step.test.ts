@@ -1,7 +1,7 @@
 import { expect, test } from 'vitest';
 import * as T from '@mamba-ts/tensor';
 import { fallbackReport } from '@mamba-ts/tensor/testing';
-import { describeGpu, on, toCuda, violation } from './gpu.js';
+import { describeGpu, on, onAsync, toCuda, violation } from './gpu.js';
 
 // A one-layer Mamba LM written with the tensor ops (the mixer math of shared/reference/mamba-model.md §2), odd sizes.
 const [Bt, L, D, E, N, R, W, V] = [2, 9, 10, 20, 6, 3, 4, 37];
@@ -91,8 +91,8 @@ describeGpu('a Mamba training step on cuda', () => {
   test('greedy generation gives the same tokens as cpu', async () => {
     const cpuParams = on('cpu', makeParams);
     const gpuParams = Object.fromEntries(Object.entries(cpuParams).map(([k, t]) => [k, toCuda(t)])) as Params;
-    const want = await on('cpu', () => greedy(cpuParams, [1, 5, 9], 6));
-    const got = await on('cuda', () => greedy(gpuParams, [1, 5, 9], 6));
+    const want = await onAsync('cpu', () => greedy(cpuParams, [1, 5, 9], 6));
+    const got = await onAsync('cuda', () => greedy(gpuParams, [1, 5, 9], 6));
     expect(got).toEqual(want);
     T.dispose([...Object.values(cpuParams), ...Object.values(gpuParams)]);
   });

@@ -12,6 +12,7 @@ import {
 } from './data.js';
 import { pathExists, writeDirAtomic, writeFileAtomic } from './fs-atomic.js';
 import { applyLora, setLoraDropoutRng, trainableReport, type TrainableReport } from './lora.js';
+import { trainStep } from './train-step.js';
 import { LossScaler, applyPrecision, parsePrecision, type LossScalerOptions, type Precision } from './precision.js';
 import { ProgressBar, type ProgressStream } from './progress.js';
 import { Rng } from './rng.js';
@@ -359,7 +360,6 @@ export async function runFinetune(options: FinetuneOptions): Promise<FinetuneRes
 
     const stream = new BatchStream(train.rows, o.batchSize, o.seed, padId, cursor);
     const lrAt = scheduleOf(o, totalSteps);
-    const params = (): T.Tensor[] => named.map(([, p]) => p.value);
     const losses: number[] = [];
     let runTokens = 0;
     const runStart = performance.now();
@@ -396,54 +396,13 @@ export async function runFinetune(options: FinetuneOptions): Promise<FinetuneRes
     while (step < totalSteps) {
       const t0 = performance.now();
       const lr = lrAt(step);
-      const scale = scaler?.scale ?? 1;
       setLoraDropoutRng(model, o.loraDropout > 0 ? dropoutRng : null);
-      let acc: T.Tensor[] | null = null;
-      let lossSum: T.Tensor | null = null;
-      let tokens = 0;
-      for (let micro = 0; micro < o.gradAccum; micro++) {
-        const b = stream.next();
-        tokens += b.tokens;
-        const { value, grads } = T.tidy(() => {
-          const ids = T.tensor(b.ids, [b.batch, b.length], 'i32');
-          const labels = T.tensor(b.labels, [b.batch, b.length], 'i32');
-          return T.valueAndGrad(() => T.mulScalar(model.loss(ids, { labels }), scale / o.gradAccum), params());
-        });
-        if (acc === null || lossSum === null) {
-          acc = grads;
-          lossSum = value;
-        } else {
-          const prev: T.Tensor[] = acc;
-          const prevLoss: T.Tensor = lossSum;
-          acc = T.tidy(() => prev.map((a, i) => T.add(a, grads[i])));
-          lossSum = T.tidy(() => T.add(prevLoss, value));
-          T.dispose([...prev, ...grads, prevLoss, value]);
-        }
-      }
-      const grads = acc!;
-      // One read per step: the (scaled) loss and the squared gradient norm; inf/NaN anywhere makes the norm non-finite.
-      const stats = T.tidy(() => {
-        let sq = T.scalar(0);
-        for (const g of grads) sq = T.add(sq, T.sum(T.square(T.cast(g, 'f32'))));
-        return T.concat([T.reshape(lossSum!, [1]), T.reshape(sq, [1])]);
+      const micro = Array.from({ length: o.gradAccum }, () => stream.next());
+      const { loss, gradNorm, applied: apply, lossScale: scale, tokens } = await trainStep(model, named.map(([, p]) => p), optimizer, micro, {
+        lr, maxGradNorm: o.maxGradNorm, scaler,
       });
-      const [scaledLoss, sumSq] = await stats.data();
-      T.dispose([stats, lossSum!]);
-      const loss = scaledLoss / scale;
-      const gradNorm = Math.sqrt(sumSq) / scale;
-      const finite = Number.isFinite(gradNorm) && Number.isFinite(loss);
-      const apply = scaler ? scaler.update(finite) : finite;
       if (!apply) skippedSteps++;
-      if (apply) {
-        const clip = o.maxGradNorm > 0 ? Math.min(1, o.maxGradNorm / (gradNorm + 1e-6)) : 1;
-        const factor = clip / scale;
-        const final = factor === 1 ? grads : T.tidy(() => grads.map((g) => T.mulScalar(g, factor)));
-        optimizer.step(final, lr);
-        if (final !== grads) T.dispose(final);
-      } else if (!scaler) {
-        warn(`step ${step + 1}: the gradients are not finite (loss ${loss}); the step is skipped.`);
-      }
-      T.dispose(grads);
+      if (!apply && !scaler) warn(`step ${step + 1}: the gradients are not finite (loss ${loss}); the step is skipped.`);
       step++;
       tokensSeen += tokens;
       runTokens += tokens;

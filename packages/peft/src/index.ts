@@ -7,3 +7,6 @@ export * from './finetune.js';
 export { ProgressBar, type ProgressInfo, type ProgressStream } from './progress.js';
 export { writeDirAtomic, writeFileAtomic, sortedJson } from './fs-atomic.js';
 export { Rng } from './rng.js';
+export * from './stability.js';
+export * from './run-stability.js';
+export { trainStep, type TrainStepOptions, type TrainStepResult } from './train-step.js';

@@ -151,6 +151,35 @@ describe('LoRA wrappers', () => {
   });
 });
 
+describe('target selection', () => {
+  test('globs, full-match regex strings, RegExp, rank/alpha patterns, layers_to_transform, exclusions', async () => {
+    const model = await loadTiny();
+    const wrapped = (cfg: Parameters<typeof applyLora>[1]): string[] => {
+      const paths = applyLora(model, cfg);
+      removeLora(model);
+      return paths.sort();
+    };
+    expect(wrapped({ r: 2, alpha: 2, targets: ['layers.*.mixer.x_proj'] })).toEqual([
+      'backbone.layers.0.mixer.x_proj', 'backbone.layers.1.mixer.x_proj',
+    ]);
+    expect(wrapped({ r: 2, alpha: 2, targets: 'backbone\\.layers\\.1\\.mixer\\.(in|out)_proj' })).toEqual([
+      'backbone.layers.1.mixer.in_proj', 'backbone.layers.1.mixer.out_proj',
+    ]);
+    expect(wrapped({ r: 2, alpha: 2, targets: /dt_proj$/ })).toHaveLength(2);
+    expect(wrapped({ r: 2, alpha: 2, targets: ['x_proj', 'in_proj'], layersToTransform: [0] })).toEqual([
+      'backbone.layers.0.mixer.in_proj', 'backbone.layers.0.mixer.x_proj',
+    ]);
+    expect(wrapped({ r: 2, alpha: 2, targets: ['x_proj'], excludeModules: ['layers.0.mixer.x_proj'] })).toEqual(['backbone.layers.1.mixer.x_proj']);
+    applyLora(model, { r: 2, alpha: 4, targets: ['x_proj', 'in_proj'], rankPattern: { 'layers.1.mixer.x_proj': 5 }, alphaPattern: { in_proj: 1 } });
+    const layers = loraLayers(model);
+    expect((layers.get('backbone.layers.1.mixer.x_proj') as LoraLinear).r).toBe(5);
+    expect((layers.get('backbone.layers.0.mixer.x_proj') as LoraLinear).r).toBe(2);
+    expect((layers.get('backbone.layers.0.mixer.in_proj') as LoraLinear).scaling).toBe(0.5);
+    expect(() => applyLora(model, { r: 2, alpha: 2, targets: ['x_proj'] })).toThrow(/already has LoRA adapters/);
+    model.dispose();
+  });
+});
+
 describe('gradients through LoRA (finite differences, tiny random model)', () => {
   test('d loss / d (lora_A, lora_B, lora_embedding_A, lora_embedding_B)', () => {
     const cfg = parseMambaConfig({

@@ -1,5 +1,5 @@
 import { formatShape } from '../shape.js';
-import type { Tensor } from '../tensor.js';
+import { Tensor } from '../tensor.js';
 import { assertFloat, assertSameDType, assertShape, defineGrad, run, runMulti, scalar } from './core.js';
 import { affine, cast, div, maximum, reshape, sum } from './math.js';
 
@@ -105,14 +105,14 @@ export interface SelectiveScanInputs {
 function withOptional(
   what: string,
   required: Record<string, Tensor>,
-  given: Partial<Record<string, Tensor | null | boolean | undefined>>,
+  given: object,
   optionalShapes: Record<string, number[]>,
 ): { names: string[]; inputs: Tensor[] } {
   const names = Object.keys(required);
   const inputs = Object.values(required);
   for (const [name, shape] of Object.entries(optionalShapes)) {
-    const t = given[name];
-    if (!t || typeof t === 'boolean') continue;
+    const t = (given as Record<string, unknown>)[name];
+    if (!(t instanceof Tensor)) continue;
     assertShape(`${what} ${name}`, t, shape);
     names.push(name);
     inputs.push(t);
