@@ -3,6 +3,7 @@ import { UsageError } from './cli-error.js';
 import { generateCommand, generateSpec } from './commands/generate.js';
 import { logitsCommand, logitsSpec } from './commands/logits.js';
 import { evalCommand, evalCompareCommand, evalCompareSpec, evalSpec } from './commands/eval.js';
+import { finetuneCommand, finetuneSpec, stabilityCommand, stabilitySpec } from './commands/finetune.js';
 
 export { registerBackendLoader, useBackend, BACKENDS } from './backends.js';
 export { registerModelLoader, loadModel, type CliModel } from './models.js';
@@ -16,6 +17,8 @@ interface Command {
 const COMMANDS: Command[] = [
   { spec: generateSpec, run: generateCommand },
   { spec: logitsSpec, run: logitsCommand },
+  { spec: finetuneSpec, run: finetuneCommand },
+  { spec: stabilitySpec, run: stabilityCommand },
   { spec: evalSpec, run: evalCommand },
   { spec: evalCompareSpec, run: evalCompareCommand },
 ];

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { assertDType, tidy, tensor, type DType } from '@mamba-ts/tensor';
 import { fromPretrained, generate, type GenerateOptions } from '@mamba-ts/ssm';
 import { TransformerLM } from '@mamba-ts/transformer';
+import { loadAdapter } from '@mamba-ts/peft';
 import { mambaLanguageModel, transformerLanguageModel, type ModelScoringOptions, type TokenScoringModel } from '@mamba-ts/eval';
 import { UsageError } from './cli-error.js';
 
@@ -19,11 +20,19 @@ export interface CliModel {
   dispose(): void;
 }
 
-type Loader = (dir: string, dtype: DType) => Promise<CliModel>;
+type Loader = (dir: string, dtype: DType, adapter: string | undefined) => Promise<CliModel>;
 
 const LOADERS: Record<string, Loader> = {
-  mamba: async (dir, dtype) => {
+  mamba: async (dir, dtype, adapter) => {
     const { model, tokenizer } = await fromPretrained(dir, { dtype });
+    if (adapter) {
+      try {
+        await loadAdapter(model, adapter);
+      } catch (e) {
+        model.dispose();
+        throw e;
+      }
+    }
     return {
       kind: 'mamba',
       vocabSize: model.config.vocabSize,
@@ -45,7 +54,8 @@ const LOADERS: Record<string, Loader> = {
       dispose: () => model.dispose(),
     };
   },
-  gpt_neox: async (dir, dtype) => {
+  gpt_neox: async (dir, dtype, adapter) => {
+    if (adapter) throw new UsageError('--adapter: LoRA adapters are supported for Mamba checkpoints only.');
     const lm = await TransformerLM.fromPretrained(dir, { dtype });
     const vocabSize = lm.config.vocabSize;
     return {
@@ -84,7 +94,7 @@ export function registerModelLoader(modelType: string, loader: Loader): void {
   LOADERS[modelType] = loader;
 }
 
-export async function loadModel(dir: string, dtypeName: string | undefined): Promise<CliModel> {
+export async function loadModel(dir: string, dtypeName: string | undefined, adapter?: string): Promise<CliModel> {
   const dtype = (dtypeName ?? 'f32') as DType;
   try {
     assertDType(dtype, '--dtype');
@@ -105,7 +115,7 @@ export async function loadModel(dir: string, dtypeName: string | undefined): Pro
   if (!loader) {
     throw new UsageError(`${configPath}: model_type "${String(modelType)}" is not supported; supported: ${Object.keys(LOADERS).join(', ')}.`);
   }
-  return loader(dir, dtype);
+  return loader(dir, dtype, adapter);
 }
 
 export function checkIds(ids: readonly number[], vocabSize: number): void {

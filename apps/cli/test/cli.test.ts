@@ -108,3 +108,47 @@ describe('mamba-ts eval and eval-compare', () => {
     expect((await cli('eval-compare', '/nope/a.json', '/nope/b.json')).err).toMatch(/\/nope\/a.json: file not found/);
   });
 });
+
+describe('mamba-ts finetune, stability and --adapter', () => {
+  const PEFT = fileURLToPath(new URL('../../../packages/peft/test/fixtures', import.meta.url));
+
+  test('logits --adapter match peft on the x_proj-only fixture adapter', async () => {
+    const { readSafetensors } = await import('@mamba-ts/tensor');
+    const ref = readSafetensors(new Uint8Array(readFileSync(`${PEFT}/lora-xproj/reference.safetensors`)));
+    const ids = Array.from(ref.get('input_ids').data as Int32Array).slice(0, 9);
+    const want = (ref.get('logits').data as Float32Array).subarray(0, 9 * 504);
+    const out = `${mkdtempSync(`${tmpdir()}/adapter-`)}/l.json`;
+    const r = await cli('logits', '--model', TINY, '--ids', ids.join(','), '--adapter', `${PEFT}/lora-xproj`, '--out', out, '--backend', 'cpu');
+    expect(r.err).toBe('');
+    const got = (JSON.parse(readFileSync(out, 'utf8')).logits as number[][]).flat();
+    let worst = 0;
+    got.forEach((g, i) => (worst = Math.max(worst, Math.abs(g - want[i]))));
+    expect(worst).toBeLessThan(1e-4);
+  });
+
+  test('a LoRA fine-tune writes an adapter that generate and stability then use', async () => {
+    const dir = mkdtempSync(`${tmpdir()}/ft-`);
+    const { writeFileSync } = await import('node:fs');
+    const lines = Array.from({ length: 12 }, (_, i) => JSON.stringify({ text: `The number ${i} comes after ${i - 1} and before ${i + 1}.` }));
+    writeFileSync(`${dir}/data.jsonl`, `${lines.join('\n')}\n`);
+    const ft = await cli('finetune', '--model', TINY, '--data', `${dir}/data.jsonl`, '--out', `${dir}/adapter`, '--mode', 'lora', '--precision', 'bf16',
+      '--steps', '3', '--batch-size', '2', '--seq-len', '16', '--rank', '2', '--quiet', '--backend', 'cpu');
+    expect(ft.err).toBe('');
+    const summary = JSON.parse(ft.out.trim().split('\n').at(-1)!);
+    expect(summary).toMatchObject({ mode: 'lora', precision: 'bf16', steps: 3 });
+    expect(readFileSync(`${dir}/adapter/adapter_config.json`, 'utf8')).toMatch(/"r": 2/);
+    const gen = await cli('generate', '--model', TINY, '--ids', '5,6,7', '--adapter', `${dir}/adapter`, '--greedy', '--max-new-tokens', '4', '--json', '--backend', 'cpu');
+    expect(JSON.parse(gen.out).ids).toHaveLength(4);
+    const st = await cli('stability', '--model', TINY, '--data', `${dir}/data.jsonl`, '--out', `${dir}/stability.json`, '--adapter', `${dir}/adapter`,
+      '--seq-len', '12', '--sequences', '2', '--backend', 'cpu');
+    expect(st.err).toBe('');
+    const report = JSON.parse(readFileSync(`${dir}/stability.json`, 'utf8'));
+    expect(report.divergence.map((d: { precision: string }) => d.precision)).toEqual(['bf16', 'f16']);
+    expect(st.out).toMatch(/bf16: max \|Δlogit\|/);
+  }, 120_000);
+
+  test('bad finetune input is one sentence', async () => {
+    expect((await cli('finetune', '--model', TINY, '--data', '/nope.jsonl', '--out', '/tmp/x', '--mode', 'half')).err).toMatch(/--mode must be full or lora, got "half"/);
+    expect((await cli('generate', '--model', TINY, '--ids', '1', '--adapter', '/nope', '--backend', 'cpu')).err).toMatch(/\/nope/);
+  });
+});

@@ -52,9 +52,8 @@ export async function evalCommand(argv: string[]): Promise<void> {
   const shots = shotList(v.shots as string | undefined);
   const dataDir = required(v, 'data-dir', 'eval');
   const out = required(v, 'out', 'eval');
-  if (v.adapter !== undefined) throw new UsageError('eval: --adapter needs the peft package, which is not wired into this build yet.');
   const backend = await useBackend(v.backend as string | undefined);
-  const model = await loadModel(dir, v.dtype as string | undefined);
+  const model = await loadModel(dir, v.dtype as string | undefined, v.adapter as string | undefined);
   try {
     const lm = model.languageModel({
       batchSize: intOption(v, 'batch-size', 16, { min: 1 }),

@@ -26,6 +26,7 @@ export const generateSpec: CommandSpec = {
     '--stop 0,1           stop token ids (default: the model\'s EOS)',
     '--backend B          auto, cpu, wasm or cuda (default auto)',
     '--dtype D            f32, bf16 or f16 (default f32)',
+    '--adapter DIR        apply a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors)',
     '--json               print {"ids": [...], "text": "..."} instead of streaming text',
   ],
 };
@@ -36,7 +37,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const dir = required(v, 'model', 'generate');
   if ((v.prompt === undefined) === (v.ids === undefined)) throw new UsageError('generate: give exactly one of --prompt or --ids.');
   await useBackend(v.backend as string | undefined);
-  const model = await loadModel(dir, v.dtype as string | undefined);
+  const model = await loadModel(dir, v.dtype as string | undefined, v.adapter as string | undefined);
   try {
     let promptIds: number[];
     if (v.prompt !== undefined) {

@@ -17,6 +17,7 @@ export const logitsSpec: CommandSpec = {
     '--out FILE           output JSON: {"shape": [L, V], "logits": [[...], ...]}',
     '--backend B          auto, cpu, wasm or cuda (default auto)',
     '--dtype D            f32, bf16 or f16 (default f32)',
+    '--adapter DIR        apply a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors)',
   ],
 };
 
@@ -27,7 +28,7 @@ export async function logitsCommand(argv: string[]): Promise<void> {
   const ids = idList(required(v, 'ids', 'logits'));
   const out = required(v, 'out', 'logits');
   await useBackend(v.backend as string | undefined);
-  const model = await loadModel(dir, v.dtype as string | undefined);
+  const model = await loadModel(dir, v.dtype as string | undefined, v.adapter as string | undefined);
   try {
     checkIds(ids, model.vocabSize);
     const values = await model.logits(ids);
