@@ -1,5 +1,5 @@
 import {
-  Module, Linear, causalConv1d, concat, exp, neg, narrow, reshape, selectiveScan, selectiveStateUpdate, split,
+  Module, Linear, causalConv1d, concat, exp, mulberry32, neg, narrow, reshape, selectiveScan, selectiveStateUpdate, split,
   transpose, zeros, randomUniform, tensor, type Parameter, type Tensor,
 } from '@mamba-ts/tensor';
 import type { MambaConfig } from './config.js';
@@ -139,10 +139,9 @@ export class MambaMixer extends Module {
 
 /** softplus⁻¹(dt) with dt log-uniform in [1e-3, 0.1] (Mamba's initialisation), so Δ starts in a useful range. */
 function initialDtBias(channels: number, seed: number): Float32Array {
-  const u = randomUniform([channels], { seed });
-  const values = u.toFloat32Sync();
-  u.dispose();
-  return values.map((r) => {
+  const random = mulberry32(seed);
+  return Float32Array.from({ length: channels }, () => {
+    const r = random();
     const dt = Math.max(Math.exp(Math.log(1e-3) + r * (Math.log(0.1) - Math.log(1e-3))), 1e-4);
     return dt + Math.log(-Math.expm1(-dt));
   });
