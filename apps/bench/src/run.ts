@@ -1,7 +1,6 @@
 import { cpus, hostname, totalmem } from 'node:os';
-import { getBackend } from '@mamba-ts/tensor';
 import { MambaLM, fromPretrained, presetConfig, readMambaConfig, type MambaConfig } from '@mamba-ts/ssm';
-import { useBackend } from '@mamba-ts/cli';
+import { describeBackend, useBackend } from '@mamba-ts/cli';
 import { benchDecode, benchPrefill, type InferResult } from './infer.js';
 import { BenchUsageError, TRAIN_MODES, type BenchOptions, type TrainMode } from './options.js';
 import { Progress } from './progress.js';
@@ -23,19 +22,6 @@ export function estimateTrainingBytes(cfg: MambaConfig, parameters: number, batc
   return parameters * 16 + batch * length * cfg.numLayers * perTokenPerLayer;
 }
 
-function memoryLimit(backend: string): number {
-  const b = getBackend() as { deviceMemoryBytes?: () => number };
-  if (backend === 'cuda' && b.deviceMemoryBytes) return b.deviceMemoryBytes();
-  if (backend === 'wasm') return 4 * 2 ** 30;
-  return totalmem() * 0.8;
-}
-
-function deviceName(backend: string): string {
-  const b = getBackend() as { deviceName?: string | (() => string) };
-  const name = typeof b.deviceName === 'function' ? b.deviceName() : b.deviceName;
-  return name ?? `${backend}: ${cpus()[0]?.model ?? 'unknown CPU'}`;
-}
-
 export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   const started = performance.now();
   let backend: string;
@@ -49,7 +35,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   const parameters = parameterCount(cfg);
   const trainModes = opts.modes.filter((m): m is TrainMode => (TRAIN_MODES as readonly string[]).includes(m));
   const needed = estimateTrainingBytes(cfg, parameters, opts.batchSize, opts.seqLen);
-  const limit = memoryLimit(backend);
+  const described = await describeBackend();
+  const limit = 0.9 * described.memoryBytes;
   if (trainModes.length > 0 && needed > limit) {
     throw new BenchUsageError(
       `batch ${opts.batchSize} × ${opts.seqLen} tokens needs about ${(needed / 2 ** 30).toFixed(1)} GiB for full fp32 training, ` +
@@ -117,7 +104,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       hostname: hostname(), platform: process.platform, arch: process.arch, cpu: cpus()[0]?.model ?? 'unknown',
       cpuCount: cpus().length, totalMemoryBytes: totalmem(), node: process.version,
     },
-    backend: { name: backend, device: deviceName(backend) },
+    backend: { name: backend, device: described.device },
     model: {
       source: opts.model ? 'checkpoint' : 'preset', name, hiddenSize: cfg.hiddenSize, numLayers: cfg.numLayers,
       intermediateSize: cfg.intermediateSize, stateSize: cfg.stateSize, vocabSize: cfg.vocabSize, parameters,

@@ -1,4 +1,5 @@
-import { engine, setBackend } from '@mamba-ts/tensor';
+import { cpus, totalmem } from 'node:os';
+import { engine, getBackend, setBackend } from '@mamba-ts/tensor';
 import { UsageError } from './cli-error.js';
 
 export const BACKENDS = ['cpu', 'wasm', 'cuda'] as const;
@@ -40,8 +41,26 @@ async function activate(name: BackendName): Promise<string | null> {
 }
 
 /** Each loader registers and activates its backend, or returns the reason it cannot. */
-const BACKEND_LOADERS: Partial<Record<BackendName, () => Promise<string | null>>> = {};
+const BACKEND_LOADERS: Partial<Record<BackendName, () => Promise<string | null>>> = {
+  cuda: async () => {
+    const cuda = await import('@mamba-ts/backend-cuda');
+    if (!cuda.isAvailable()) return cuda.unavailableReason();
+    cuda.registerCudaBackend({ activate: true });
+    return null;
+  },
+};
 
 export function registerBackendLoader(name: BackendName, loader: () => Promise<string | null>): void {
   BACKEND_LOADERS[name] = loader;
+}
+
+/** The active backend's device in words and how many bytes it can hold. */
+export async function describeBackend(): Promise<{ name: string; device: string; memoryBytes: number }> {
+  const name = getBackend().name;
+  if (name === 'cuda') {
+    const device = (await import('@mamba-ts/backend-cuda')).cudaStatus().device;
+    if (device) return { name, device: `${device.name} (compute ${device.computeCapability})`, memoryBytes: device.totalMemory };
+  }
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  return { name, device: `${cpus().length} × ${cpu}`, memoryBytes: name === 'wasm' ? 4 * 2 ** 30 : totalmem() };
 }

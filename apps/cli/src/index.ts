@@ -5,7 +5,7 @@ import { logitsCommand, logitsSpec } from './commands/logits.js';
 import { evalCommand, evalCompareCommand, evalCompareSpec, evalSpec } from './commands/eval.js';
 import { finetuneCommand, finetuneSpec, stabilityCommand, stabilitySpec } from './commands/finetune.js';
 
-export { registerBackendLoader, useBackend, BACKENDS } from './backends.js';
+export { registerBackendLoader, useBackend, describeBackend, BACKENDS } from './backends.js';
 export { registerModelLoader, loadModel, type CliModel } from './models.js';
 export { UsageError } from './cli-error.js';
 

@@ -242,6 +242,7 @@ export class Engine {
   valueAndGrad(f: () => Tensor, xs: readonly Tensor[]): { value: Tensor; grads: Tensor[] } {
     if (this.#tape) throw new Error('valueAndGrad: nested gradient recording is not supported.');
     return this.tidy(() => {
+      const owned = this.#scopes.at(-1)!;
       const tape: Tape = { nodes: [], tracked: new Set(xs.map((x) => x.id)), held: new Set() };
       this.#tape = tape;
       let value: Tensor;
@@ -253,32 +254,71 @@ export class Engine {
       if (!(value instanceof Tensor) || value.size !== 1) {
         throw new Error(`valueAndGrad: the function must return a one-element tensor, got ${describe(value)}.`);
       }
-      const grads = this.noGrad(() => this.#backprop(tape, value, xs));
+      const grads = this.noGrad(() => this.#backprop(tape, value, xs, owned));
       return { value, grads };
     });
   }
 
-  #backprop(tape: Tape, value: Tensor, xs: readonly Tensor[]): Tensor[] {
+  /**
+   * Reverse pass over the tape. Memory is given back as it goes: a node's output gradients once its input gradients
+   * exist, and an activation (a tensor made inside `f`) once the earliest node that uses it has been processed.
+   */
+  #backprop(tape: Tape, value: Tensor, xs: readonly Tensor[], owned: ReadonlySet<Tensor>): Tensor[] {
     const grads = new Map<number, Tensor>();
-    grads.set(value.id, this.runKernel('fill', [], { shape: value.shape, dtype: value.dtype, value: 1 })[0]);
+    const gradRefs = new Map<Tensor, number>();
+    const setGrad = (id: number, g: Tensor): void => {
+      grads.set(id, g);
+      gradRefs.set(g, (gradRefs.get(g) ?? 0) + 1);
+    };
+    const dropGrad = (id: number): void => {
+      const g = grads.get(id);
+      if (!g) return;
+      grads.delete(id);
+      const refs = (gradRefs.get(g) ?? 1) - 1;
+      if (refs > 0) gradRefs.set(g, refs);
+      else {
+        gradRefs.delete(g);
+        g.dispose();
+      }
+    };
+    const kept = new Set<Tensor>([value, ...xs]);
+    const lastNeededAt = new Map<Tensor, number>();
+    tape.nodes.forEach((n, i) => {
+      for (const t of [...n.inputs, ...n.outputs]) if (!lastNeededAt.has(t)) lastNeededAt.set(t, i);
+    });
+    const releaseActivations = (i: number): void => {
+      const node = tape.nodes[i];
+      for (const t of [...node.inputs, ...node.outputs]) {
+        if (lastNeededAt.get(t) === i && owned.has(t) && !kept.has(t) && !gradRefs.has(t)) t.dispose();
+      }
+    };
+
+    setGrad(value.id, this.runKernel('fill', [], { shape: value.shape, dtype: value.dtype, value: 1 })[0]);
+    const xIds = new Set(xs.map((x) => x.id));
     for (let i = tape.nodes.length - 1; i >= 0; i--) {
       const node = tape.nodes[i];
       const dys = node.outputs.map((o) => grads.get(o.id) ?? null);
-      if (dys.every((d) => d === null)) continue;
-      const gradFn = this.#gradients.get(node.kernel);
-      if (!gradFn) throw new Error(`No gradient is registered for kernel "${node.kernel}".`);
-      const dxs = gradFn(dys, node);
-      node.inputs.forEach((input, k) => {
-        const dx = dxs[k];
-        if (!dx || !tape.tracked.has(input.id)) return;
-        if (!shapesEqual(dx.shape, input.shape)) {
-          throw new Error(
-            `Gradient of "${node.kernel}" input ${k} has shape ${formatShape(dx.shape)}, expected ${formatShape(input.shape)}.`,
-          );
-        }
-        const prev = grads.get(input.id);
-        grads.set(input.id, prev ? this.runKernel('add', [prev, dx])[0] : dx);
-      });
+      if (dys.some((d) => d !== null)) {
+        const gradFn = this.#gradients.get(node.kernel);
+        if (!gradFn) throw new Error(`No gradient is registered for kernel "${node.kernel}".`);
+        const dxs = this.tidy(() => gradFn(dys, node)); // frees the gradient's own temporaries
+        node.inputs.forEach((input, k) => {
+          const dx = dxs[k];
+          if (!dx || !tape.tracked.has(input.id)) return;
+          if (!shapesEqual(dx.shape, input.shape)) {
+            throw new Error(
+              `Gradient of "${node.kernel}" input ${k} has shape ${formatShape(dx.shape)}, expected ${formatShape(input.shape)}.`,
+            );
+          }
+          const prev = grads.get(input.id);
+          if (!prev) return setGrad(input.id, dx);
+          const sum = this.runKernel('add', [prev, dx])[0];
+          dropGrad(input.id);
+          setGrad(input.id, sum);
+        });
+        for (const o of node.outputs) if (!xIds.has(o.id)) dropGrad(o.id);
+      }
+      releaseActivations(i);
     }
     return xs.map((x) => {
       const g = grads.get(x.id);

@@ -92,6 +92,25 @@ describe('autograd', () => {
     T.dispose([x, unused]);
   });
 
+  test('backprop gives memory back as it goes: activations and gradients do not pile up', () => {
+    const n = 1 << 18; // 1 MB per f32 tensor
+    const x = T.full([n], 0.1);
+    const steps = 20;
+    const before = T.memory('cpu').liveBytes;
+    T.resetPeak('cpu');
+    const [g] = T.grad(() => {
+      let y = x;
+      for (let i = 0; i < steps; i++) y = T.tanh(y);
+      return T.sum(y);
+    }, [x]);
+    const peak = T.memory('cpu').peakBytes - before;
+    // The forward holds `steps` activations; keeping every gradient too would double that.
+    expect(peak).toBeLessThan((steps + 6) * 4 * n);
+    expect(peak).toBeGreaterThanOrEqual(steps * 4 * n);
+    T.dispose([x, g]);
+    expect(T.memory('cpu').liveBytes).toBe(before);
+  });
+
   test('noGrad records nothing', () => {
     const x = T.tensor([3]);
     const [g] = T.grad(() => T.add(T.noGrad(() => T.square(x)), x), [x]);
