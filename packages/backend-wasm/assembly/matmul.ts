@@ -62,10 +62,12 @@ function packA(a: usize, sam: i32, sak: i32, m0: i32, mc: i32, k0: i32, kc: i32,
 }
 
 /**
- * The 6×8 micro-kernel: acc = Ap (kc×6)ᵀ · Bp (kc×8) in 12 vector accumulators; writes or adds the rows×cols
- * corner into C (row stride ldc).
+ * The 6×8 micro-kernel: acc = A (6×kc) · Bp (kc×8) in 12 vector accumulators; writes or adds the rows×cols
+ * corner into C (row stride ldc). A's element (r, k) is at ap + r·ars + k·aks: a packed panel (ars = 4,
+ * aks = 24) or rows read in place (ars = row stride, aks = 4).
  */
-@inline function microKernel(ap: usize, bp: usize, kc: i32, c: usize, ldc: i32, rows: i32, cols: i32, add: bool, tile: usize): void {
+@inline function microKernel(ap: usize, ars: usize, aks: usize, bp: usize, kc: i32, c: usize, ldc: i32, rows: i32, cols: i32, add: bool, tile: usize): void {
+  const ar2 = ars * 2, ar3 = ars * 3, ar4 = ars * 4, ar5 = ars * 5;
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
   let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
@@ -78,22 +80,22 @@ function packA(a: usize, sam: i32, sak: i32, m0: i32, mc: i32, k0: i32, kc: i32,
     let a = v128.load32_splat(ap);
     c00 = f32x4.add(c00, f32x4.mul(a, b0));
     c01 = f32x4.add(c01, f32x4.mul(a, b1));
-    a = v128.load32_splat(ap, 4);
+    a = v128.load32_splat(ap + ars);
     c10 = f32x4.add(c10, f32x4.mul(a, b0));
     c11 = f32x4.add(c11, f32x4.mul(a, b1));
-    a = v128.load32_splat(ap, 8);
+    a = v128.load32_splat(ap + ar2);
     c20 = f32x4.add(c20, f32x4.mul(a, b0));
     c21 = f32x4.add(c21, f32x4.mul(a, b1));
-    a = v128.load32_splat(ap, 12);
+    a = v128.load32_splat(ap + ar3);
     c30 = f32x4.add(c30, f32x4.mul(a, b0));
     c31 = f32x4.add(c31, f32x4.mul(a, b1));
-    a = v128.load32_splat(ap, 16);
+    a = v128.load32_splat(ap + ar4);
     c40 = f32x4.add(c40, f32x4.mul(a, b0));
     c41 = f32x4.add(c41, f32x4.mul(a, b1));
-    a = v128.load32_splat(ap, 20);
+    a = v128.load32_splat(ap + ar5);
     c50 = f32x4.add(c50, f32x4.mul(a, b0));
     c51 = f32x4.add(c51, f32x4.mul(a, b1));
-    ap += MR * 4;
+    ap += aks;
     bp += NR * 4;
   }
   const stride = <usize>ldc << 2;
@@ -154,14 +156,22 @@ export function gemm(M: i32, N: i32, K: i32, a: usize, sam: i32, sak: i32, b: us
       packB(b, sbk, sbn, k0, kc, n0, nc, packedB);
       for (let m0 = 0; m0 < M; m0 += MC) {
         const mc = min(MC, M - m0);
-        packA(a, sam, sak, m0, mc, k0, kc, packedA);
+        // Row-major A (k contiguous) is read in place for whole panels of MR rows; only a partial last panel
+        // (or a transposed A) is packed.
+        const direct = sak == 1;
+        const full = direct ? mc - mc % MR : 0;
+        if (mc > full) packA(a, sam, sak, m0 + full, mc - full, k0, kc, packedA);
         for (let j = 0; j < nc; j += NR) {
           const cols = min(NR, nc - j);
           const bp = packedB + (<usize>(j * kc) << 2);
-          for (let i = 0; i < mc; i += MR) {
+          for (let i = 0; i < full; i += MR) {
+            const cp = c + (<usize>((m0 + i) * ldc + n0 + j) << 2);
+            microKernel(a + (<usize>((m0 + i) * sam + k0) << 2), <usize>sam << 2, 4, bp, kc, cp, ldc, MR, cols, add, tile);
+          }
+          for (let i = full; i < mc; i += MR) {
             const rows = min(MR, mc - i);
             const cp = c + (<usize>((m0 + i) * ldc + n0 + j) << 2);
-            microKernel(packedA + (<usize>(i * kc) << 2), bp, kc, cp, ldc, rows, cols, add, tile);
+            microKernel(packedA + (<usize>((i - full) * kc) << 2), 4, MR * 4, bp, kc, cp, ldc, rows, cols, add, tile);
           }
         }
       }

@@ -107,8 +107,9 @@ describe('autograd', () => {
     // The forward holds `steps` activations; keeping every gradient too would double that.
     expect(peak).toBeLessThan((steps + 6) * 4 * n);
     expect(peak).toBeGreaterThanOrEqual(steps * 4 * n);
-    T.dispose([x, g]);
+    g.dispose();
     expect(T.memory('cpu').liveBytes).toBe(before);
+    x.dispose();
   });
 
   test('noGrad records nothing', () => {
