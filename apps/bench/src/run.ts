@@ -22,6 +22,17 @@ export function estimateTrainingBytes(cfg: MambaConfig, parameters: number, batc
   return parameters * 16 + batch * length * cfg.numLayers * perTokenPerLayer;
 }
 
+/** A scaling point that ran out of device memory is reported as such (the curve stops there), not as a crash. */
+async function orOutOfMemory(model: ScalingPoint['model'], batch: number, length: number, measure: () => Promise<ScalingPoint>): Promise<ScalingPoint> {
+  try {
+    return await measure();
+  } catch (e) {
+    const message = (e as Error).message;
+    if (!/out of (device )?memory/i.test(message)) throw e;
+    return { model, seqLen: length, batchSize: batch, tokensPerSecond: NaN, peakBytesPerToken: NaN, error: message.split(';')[0] };
+  }
+}
+
 export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   const started = performance.now();
   let backend: string;
@@ -75,10 +86,14 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     try {
       for (const [batch, length] of scaling) {
         if (estimateTrainingBytes(cfg, parameters, batch, length) > limit) continue;
-        const r = await benchTraining(model, 'full-fp32', { ...settings, batchSize: batch, seqLen: length, steps: 2, warmup: 1 });
-        points.push({ model: 'mamba', seqLen: length, batchSize: batch, tokensPerSecond: r.tokensPerSecond.median, peakBytesPerToken: r.peakBytesPerToken });
+        points.push(
+          await orOutOfMemory('mamba', batch, length, async () => {
+            const r = await benchTraining(model, 'full-fp32', { ...settings, batchSize: batch, seqLen: length, steps: 2, warmup: 1 });
+            return { model: 'mamba', seqLen: length, batchSize: batch, tokensPerSecond: r.tokensPerSecond.median, peakBytesPerToken: r.peakBytesPerToken };
+          }),
+        );
         progress.tick(`scaling mamba b${batch} L${length}`, 3);
-        points.push(await transformerPoint(transformer!, batch, length, opts.seed));
+        points.push(await orOutOfMemory('transformer', batch, length, () => transformerPoint(transformer!, batch, length, opts.seed)));
         progress.tick(`scaling transformer b${batch} L${length}`, 3);
       }
     } finally {

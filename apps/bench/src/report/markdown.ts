@@ -34,7 +34,10 @@ export function renderMarkdown(r: BenchReport): string {
   }
   if (r.scaling.length > 0) {
     lines.push('## Scaling (full fp32 training step; the Transformer has the same width and half the layers)', '', '| model | batch | seq len | tokens/s | bytes/token |', '|---|---|---|---|---|');
-    for (const p of r.scaling) lines.push(`| ${p.model} | ${p.batchSize} | ${p.seqLen} | ${formatRate(p.tokensPerSecond)} | ${formatBytes(p.peakBytesPerToken)} |`);
+    for (const p of r.scaling) {
+      const figures = p.error ? `${p.error} | — |` : `${formatRate(p.tokensPerSecond)} | ${formatBytes(p.peakBytesPerToken)} |`;
+      lines.push(`| ${p.model} | ${p.batchSize} | ${p.seqLen} | ${figures}`);
+    }
     lines.push('');
   }
   return lines.join('\n');

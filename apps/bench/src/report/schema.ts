@@ -49,6 +49,8 @@ export interface ScalingPoint {
   batchSize: number;
   tokensPerSecond: number;
   peakBytesPerToken: number;
+  /** Why the point has no figures (e.g. out of device memory). */
+  error?: string;
 }
 
 export const PAPER = {
