@@ -1,12 +1,14 @@
 // Kernel benchmark: the wasm backend against the cpu reference backend and @tensorflow/tfjs-backend-wasm
 // (XNNPACK, single-threaded), side by side in one run. Prints JSON, then a table. Medians of repeated runs.
-//   pnpm --filter @mamba-ts/backend-wasm bench        (BENCH_QUICK=1 for fewer repetitions)
+//   pnpm --filter @mamba-ts/backend-wasm bench   (BENCH_QUICK=1: fewer repetitions; BENCH_ONLY=matmul,scan,layer,mamba)
 import { createRequire } from 'node:module';
 import * as T from '@mamba-ts/tensor';
 import { registerWasmBackendSync, wasmKernels } from '@mamba-ts/backend-wasm';
 import { MambaLike, tokenBatch, trainStep, type MambaLikeConfig } from '../test/helpers/mamba-like.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
+const ONLY = process.env.BENCH_ONLY?.split(',');
+const want = (section: string): boolean => !ONLY || ONLY.includes(section);
 
 interface Timing {
   medianMs: number;
@@ -101,7 +103,7 @@ async function main(): Promise<void> {
   registerWasmBackendSync();
 
   // ---- matmuls of a 130m-shaped Mamba layer: x (M, K) · Wᵀ with W (N, K), as nn.Linear runs them ----
-  for (const [M, K, N] of [[512, 768, 3072], [512, 1536, 80], [512, 1536, 768]] as const) {
+  if (want('matmul')) for (const [M, K, N] of [[512, 768, 3072], [512, 1536, 80], [512, 1536, 768]] as const) {
     const row = compare('matmul', `${M}x${K} · (${N}x${K})ᵀ`, 2 * M * N * K, 'GFLOP/s', () => {
       const a = keep(T.randomNormal([M, K], { seed: 1 }));
       const w = keep(T.randomNormal([N, K], { seed: 2 }));
@@ -114,7 +116,7 @@ async function main(): Promise<void> {
   }
 
   // ---- selective scan (B 1, D 1536, L 512, N 16) with D, z and delta bias, forward and backward ----
-  {
+  if (want('scan')) {
     const [Bt, L, E, N] = [1, 512, 1536, 16];
     const scanInputs = () => ({
       u: keep(T.randomNormal([Bt, L, E], { seed: 3 })),
@@ -141,7 +143,7 @@ async function main(): Promise<void> {
   }
 
   // ---- the rest of the layer ----
-  {
+  if (want('layer')) {
     const [L, E, W] = [512, 1536, 4];
     compare('causalConv1d', `1x${L}x${E} W${W} silu`, 4 * L * E * 2, 'GB/s', () => {
       const x = keep(T.randomNormal([1, L, E], { seed: 11 }));
@@ -173,6 +175,8 @@ async function main(): Promise<void> {
   }
 
   // ---- a Mamba-like model at 130m width (1 layer, vocab 4096): forward, and forward + backward + AdamW ----
+  let profile: Record<string, number> = {};
+  if (want('mamba')) {
   const config: MambaLikeConfig = { vocab: 4096, dModel: 768, dInner: 1536, dState: 16, dtRank: 48, convWidth: 4, layers: 1 };
   const [batch, length] = [1, 128];
   const models: Record<string, { model: MambaLike; opt: T.AdamW; ids: T.Tensor; targets: T.Tensor }> = {};
@@ -195,7 +199,8 @@ async function main(): Promise<void> {
   }, 'forward + backward + AdamW; work = 6·tokens·(matmul weights)', 60000);
 
   // ---- where the wasm training step spends its time ----
-  const profile = profileWasm(() => trainStep(models.wasm.model, models.wasm.opt, models.wasm.ids, models.wasm.targets));
+  profile = profileWasm(() => trainStep(models.wasm.model, models.wasm.opt, models.wasm.ids, models.wasm.targets));
+  }
 
   const table = rows.map((r) => {
     const rate = (ms: number | undefined) => (ms === undefined ? undefined : r.work / (ms * 1e6));
