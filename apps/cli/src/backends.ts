@@ -42,6 +42,10 @@ async function activate(name: BackendName): Promise<string | null> {
 
 /** Each loader registers and activates its backend, or returns the reason it cannot. */
 const BACKEND_LOADERS: Partial<Record<BackendName, () => Promise<string | null>>> = {
+  wasm: async () => {
+    await (await import('@mamba-ts/backend-wasm')).registerWasmBackend({ activate: true });
+    return null;
+  },
   cuda: async () => {
     const cuda = await import('@mamba-ts/backend-cuda');
     if (!cuda.isAvailable()) return cuda.unavailableReason();

@@ -152,3 +152,28 @@ describe('mamba-ts finetune, stability and --adapter', () => {
     expect((await cli('generate', '--model', TINY, '--ids', '1', '--adapter', '/nope', '--backend', 'cpu')).err).toMatch(/\/nope/);
   });
 });
+
+describe('backends', () => {
+  test('generate on wasm equals transformers greedy output', async () => {
+    const { setBackend } = await import('@mamba-ts/tensor');
+    try {
+      const r = await cli('generate', '--model', TINY, '--ids', fixtureGenerate.prompt_ids.join(','), '--greedy', '--max-new-tokens', '8', '--stop', '1000', '--json', '--backend', 'wasm');
+      expect(r.err).toBe('');
+      expect(JSON.parse(r.out).ids).toEqual(fixtureGenerate.new_ids);
+    } finally {
+      setBackend('cpu');
+    }
+  });
+
+  test('auto picks cuda where it runs, else wasm', async () => {
+    const { useBackend } = await import('@mamba-ts/cli');
+    const { isAvailable } = await import('@mamba-ts/backend-cuda');
+    const { setBackend } = await import('@mamba-ts/tensor');
+    try {
+      expect(await useBackend('auto')).toBe(isAvailable() ? 'cuda' : 'wasm');
+      if (!isAvailable()) await expect(useBackend('cuda')).rejects.toThrow(/Backend "cuda" is not available \(cuda: /);
+    } finally {
+      setBackend('cpu');
+    }
+  });
+});
