@@ -107,9 +107,10 @@ export class LoraLinear extends Module implements Projection {
     if (this.#merged) return y;
     const lead = x.shape.slice(0, -1);
     const flat = reshape(dropout(x, this.dropout, this.rng), [-1, this.inFeatures]);
-    const down = matmul(flat, asDType(this.lora_A.weight.value, x.dtype), { transB: true });
+    // Scaling the rank-r activation rather than the output saves one output-sized tensor per adapter.
+    const down = mulScalar(matmul(flat, asDType(this.lora_A.weight.value, x.dtype), { transB: true }), this.scaling);
     const up = matmul(down, asDType(this.lora_B.weight.value, x.dtype), { transB: true });
-    return add(y, reshape(mulScalar(up, this.scaling), [...lead, this.outFeatures]));
+    return add(y, reshape(up, [...lead, this.outFeatures]));
   }
 
   /** scaling · B·A, the update to W (out, in), in f32. */
