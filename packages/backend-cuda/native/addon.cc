@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "profile.h"
 #include "runtime.h"
 
 namespace {
@@ -276,45 +277,56 @@ Napi::Value EmptyCache(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-/** launch(opIndex, args: Float64Array, label): enqueues one op; `label` names it in error messages. */
+/**
+ * launch(opIndex, args: Float64Array, count, label): enqueues one op reading args[0, count); `label` (an id from
+ * label()) names it in errors and in the profile. The hot path: no allocation, no string conversion.
+ */
 Napi::Value Launch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string label = info[2].As<Napi::String>();
+  int label = info[3].As<Napi::Number>().Int32Value();
   try {
     ensureUsable();
   } catch (const std::exception& e) {
-    throw Napi::Error::New(env, std::string(e.what()) + " (while launching '" + label + "')");
+    throw Napi::Error::New(env, std::string(e.what()) + " (while launching '" + labelName(label) + "')");
   }
   const auto& table = ops();
   uint32_t index = info[0].As<Napi::Number>().Uint32Value();
   if (index >= table.size()) throw Napi::Error::New(env, "internal: unknown cuda op index " + std::to_string(index));
   Napi::Float64Array packed = info[1].As<Napi::Float64Array>();
-  std::string previous = lastKernel();
+  size_t count = info[2].As<Napi::Number>().Uint32Value();
+  if (count > packed.ElementLength()) throw Napi::Error::New(env, "internal: launch count exceeds the argument buffer");
+  int previousLabel = lastKernelLabel();
   setLastKernel(label);
+  int range = profiling() ? profileBegin(label) : -1;
   try {
-    Args args(packed.Data(), packed.ElementLength());
+    Args args(packed.Data(), count);
     table[index].second(args);
   } catch (const std::exception& e) {
+    if (range >= 0) profileEnd(range);
     cudaError_t err = cudaGetLastError();
     if (isSticky(err)) {
+      std::string previous = previousLabel < 0 ? "(none yet)" : labelName(previousLabel);
       markBroken(cudaText(err) + " near kernel '" + previous + "'");
-      throw Napi::Error::New(env, stickyMessage(err, ("detected when launching '" + label + "'").c_str(), previous));
+      throw Napi::Error::New(env, stickyMessage(err, ("detected when launching '" + labelName(label) + "'").c_str(), previous));
     }
-    throw Napi::Error::New(env, "cuda kernel '" + label + "': " + e.what());
+    throw Napi::Error::New(env, "cuda kernel '" + labelName(label) + "': " + e.what());
   }
+  if (range >= 0) profileEnd(range);
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) {
+    const std::string& name = labelName(label);
     if (isSticky(err)) {
-      markBroken(cudaText(err) + " near kernel '" + label + "'");
-      throw Napi::Error::New(env, stickyMessage(err, ("detected after launching '" + label + "'").c_str(), label));
+      markBroken(cudaText(err) + " near kernel '" + name + "'");
+      throw Napi::Error::New(env, stickyMessage(err, ("detected after launching '" + name + "'").c_str(), name));
     }
-    throw Napi::Error::New(env, "cuda kernel '" + label + "' failed to launch: " + cudaText(err));
+    throw Napi::Error::New(env, "cuda kernel '" + name + "' failed to launch: " + cudaText(err));
   }
   if (debugSync) {
     err = cudaStreamSynchronize(stream());
     if (err != cudaSuccess) {
-      markBroken(cudaText(err) + " in kernel '" + label + "'");
-      throw Napi::Error::New(env, "cuda kernel '" + label + "' failed: " + cudaText(err) +
+      const std::string& name = labelName(label);
+      markBroken(cudaText(err) + " in kernel '" + name + "'");
+      throw Napi::Error::New(env, "cuda kernel '" + name + "' failed: " + cudaText(err) +
                                       " (MAMBA_TS_CUDA_SYNC=1 synchronises after every kernel, so this kernel is the one).");
     }
     std::string device = takeDeviceError();
@@ -323,13 +335,38 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-/** setOption(name, value): 'scanForwardChunk', 'scanBackwardChunk' (0 = automatic), 'debugSync' (0/1). */
+/** label(name): the id of a launch label (interned once per name). */
+Napi::Value Label(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), labelId(info[0].As<Napi::String>()));
+}
+
+/** profileReport(): waits for the device, returns [{ label, calls, gpuMs }] since the last report, slowest first. */
+Napi::Value ProfileReport(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    ensureUsable();
+    std::vector<ProfileRow> rows = profileCollect();
+    Napi::Array out = Napi::Array::New(info.Env(), rows.size());
+    for (size_t i = 0; i < rows.size(); i++) {
+      Napi::Object o = Napi::Object::New(info.Env());
+      o.Set("label", rows[i].label);
+      o.Set("calls", static_cast<double>(rows[i].calls));
+      o.Set("gpuMs", rows[i].gpuMs);
+      out.Set(i, o);
+    }
+    return out;
+  });
+}
+
+/** setOption(name, value): 'scanForwardChunk', 'scanBackwardChunk' (0 = automatic), 'debugSync', 'tf32', 'profile'
+ *  (0/1). */
 Napi::Value SetOption(const Napi::CallbackInfo& info) {
   std::string name = info[0].As<Napi::String>();
   int value = info[1].As<Napi::Number>().Int32Value();
   if (name == "scanForwardChunk") options().scanForwardChunk = value;
   else if (name == "scanBackwardChunk") options().scanBackwardChunk = value;
   else if (name == "debugSync") debugSync = value != 0;
+  else if (name == "tf32") options().tf32 = value != 0;
+  else if (name == "profile") setProfiling(value != 0);
   else throw Napi::Error::New(info.Env(), "setOption: unknown option '" + name + "'");
   return info.Env().Undefined();
 }
@@ -348,6 +385,8 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("emptyCache", Napi::Function::New(env, EmptyCache));
   exports.Set("launch", Napi::Function::New(env, Launch));
   exports.Set("setOption", Napi::Function::New(env, SetOption));
+  exports.Set("label", Napi::Function::New(env, Label));
+  exports.Set("profileReport", Napi::Function::New(env, ProfileReport));
   return exports;
 }
 

@@ -80,6 +80,8 @@ void zeroFill(void* ptr, size_t bytes);
 struct Options {
   int scanForwardChunk = 0;
   int scanBackwardChunk = 0;
+  /** f32 GEMMs on tensor cores with TF32 inputs (about 3 significant digits): faster, not bit-faithful to f32. */
+  bool tf32 = false;
 };
 Options& options();
 

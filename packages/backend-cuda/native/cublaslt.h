@@ -33,7 +33,8 @@ struct HeuristicResult {
   int reserved[4];
 };
 
-constexpr int kComputeF32 = 68;  // CUBLAS_COMPUTE_32F
+constexpr int kComputeF32 = 68;            // CUBLAS_COMPUTE_32F
+constexpr int kComputeF32FastTf32 = 77;    // CUBLAS_COMPUTE_32F_FAST_TF32
 constexpr int kOpN = 0, kOpT = 1;
 constexpr int kDescTransA = 3, kDescTransB = 4;                  // cublasLtMatmulDescAttributes_t
 constexpr int kLayoutBatchCount = 5, kLayoutBatchStride = 6;     // cublasLtMatrixLayoutAttribute_t

@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "cublaslt.h"
+#include "profile.h"
 
 namespace mcuda {
 namespace {
@@ -17,10 +18,11 @@ struct GemmPlan {
   lt::MatmulDesc desc = nullptr;
   lt::MatrixLayout first = nullptr, second = nullptr, out = nullptr;
   lt::MatmulAlgo algo{};
+  int label = -1;  // profile label: "gemm <dtypes> M×N×K[×batch]"
 };
 
 using GemmKey = std::tuple<int, int, bool, bool, long long, long long, long long, long long, long long, long long,
-                           long long, int, int, int>;
+                           long long, int, int, int, int>;
 
 struct State {
   bool ready = false;
@@ -34,7 +36,7 @@ struct State {
   void* workspace = nullptr;
   std::map<GemmKey, GemmPlan> plans;
   Options opts;
-  std::string lastKernel = "(none yet)";
+  int lastLabel = -1;
   std::string broken;
 };
 
@@ -90,14 +92,16 @@ lt::MatrixLayout makeLayout(cudaDataType_t type, long long rows, long long cols,
 GemmPlan& planFor(const GemmSpec& g) {
   State& s = state();
   int alignA = alignmentOf(g.A), alignB = alignmentOf(g.B), alignC = alignmentOf(g.C);
+  // TF32 (opt-in) only changes f32 inputs; halves always multiply exactly with f32 accumulation.
+  int compute = g.inType == F32 && s.opts.tf32 ? lt::kComputeF32FastTf32 : lt::kComputeF32;
   GemmKey key{g.inType, g.outType, g.transA, g.transB, g.M, g.N, g.K, g.batch, g.strideA, g.strideB, g.strideC,
-              alignA, alignB, alignC};
+              alignA, alignB, alignC, compute};
   auto found = s.plans.find(key);
   if (found != s.plans.end()) return found->second;
 
   cudaDataType_t in = cudaTypeOf(g.inType), out = cudaTypeOf(g.outType);
   GemmPlan plan;
-  ltCheck(s.lt.descCreate(&plan.desc, lt::kComputeF32, CUDA_R_32F), "matmul descriptor");
+  ltCheck(s.lt.descCreate(&plan.desc, compute, CUDA_R_32F), "matmul descriptor");
   int opFirst = g.transB ? lt::kOpT : lt::kOpN;
   int opSecond = g.transA ? lt::kOpT : lt::kOpN;
   ltCheck(s.lt.descSetAttribute(plan.desc, lt::kDescTransA, &opFirst, sizeof opFirst), "transA");
@@ -126,6 +130,10 @@ GemmPlan& planFor(const GemmSpec& g) {
                   std::to_string(g.K) + " batch=" + std::to_string(g.batch) + " (" + statusText(s.lt, status) + ")");
   }
   plan.algo = result.algo;
+  plan.label = labelId("  gemm " + std::string(dtypeName(g.inType)) + (compute == lt::kComputeF32 ? "" : "/tf32") + "→" +
+                       dtypeName(g.outType) + " " + std::to_string(g.M) + "×" + std::to_string(g.N) + "×" +
+                       std::to_string(g.K) + (g.batch > 1 ? "×" + std::to_string(g.batch) : "") +
+                       (g.transA ? " tA" : "") + (g.transB ? " tB" : ""));
   return s.plans.emplace(key, plan).first->second;
 }
 
@@ -160,8 +168,10 @@ void gemm(const GemmSpec& g) {
   }
   State& s = state();
   GemmPlan& plan = planFor(g);
+  int range = profiling() ? profileBegin(plan.label) : -1;
   lt::Status status = s.lt.matmul(s.lt.handle, plan.desc, &g.alpha, g.B, plan.first, g.A, plan.second, &g.beta, g.C,
                                    plan.out, g.C, plan.out, &plan.algo, s.workspace, kWorkspaceBytes, s.stream);
+  if (range >= 0) profileEnd(range);
   ltCheck(status, "matmul");
 }
 
@@ -264,8 +274,9 @@ std::string takeDeviceError() {
   }
 }
 
-void setLastKernel(const std::string& label) { state().lastKernel = label; }
-const std::string& lastKernel() { return state().lastKernel; }
+void setLastKernel(int label) { state().lastLabel = label; }
+int lastKernelLabel() { return state().lastLabel; }
+std::string lastKernel() { return state().lastLabel < 0 ? "(none yet)" : labelName(state().lastLabel); }
 
 const std::vector<std::pair<std::string, OpFn>>& ops() { return opTable(); }
 

@@ -43,8 +43,10 @@ PinnedPool& pinned();
 /** The first error a kernel reported since the last call, as a sentence ("" if none); clears it. */
 std::string takeDeviceError();
 
-void setLastKernel(const std::string& label);
-const std::string& lastKernel();
+/** The label (see labelId) of the op enqueued last, named in sticky-error messages. */
+void setLastKernel(int label);
+std::string lastKernel();
+int lastKernelLabel();
 
 const std::vector<std::pair<std::string, OpFn>>& ops();
 

@@ -34,6 +34,7 @@ function detect(): CudaStatus {
     const init = loaded.addon.init(cublasLtCandidates());
     addon = loaded.addon;
     if (process.env.MAMBA_TS_CUDA_SYNC === '1') addon.setOption('debugSync', 1);
+    if (process.env.MAMBA_TS_CUDA_TF32 === '1') addon.setOption('tf32', 1);
     return { available: true, reason: null, addonPath: loaded.path, device, init };
   } catch (e) {
     const message = (e as Error).message;

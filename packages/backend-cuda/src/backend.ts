@@ -35,6 +35,9 @@ export class CudaBackend implements Backend {
   readonly name = 'cuda';
   readonly #native: NativeAddon;
   readonly #ops: Map<string, number>;
+  readonly #labels = new Map<string, number>();
+  /** Launch arguments are packed here (one buffer for every launch: no allocation per op). */
+  #packed = new Float64Array(256);
 
   constructor(native: NativeAddon) {
     this.#native = native;
@@ -132,9 +135,12 @@ export class CudaBackend implements Backend {
   launch(op: string, label: string, args: readonly LaunchArg[]): void {
     const index = this.#ops.get(op);
     if (index === undefined) throw new Error(`internal: the cuda addon has no op "${op}"`);
-    const packed = new Float64Array(args.length);
-    for (let i = 0; i < args.length; i++) packed[i] = Number(args[i]);
-    this.#native.launch(index, packed, label);
+    let labelId = this.#labels.get(label);
+    if (labelId === undefined) this.#labels.set(label, (labelId = this.#native.label(label)));
+    if (args.length > this.#packed.length) this.#packed = new Float64Array(2 * args.length);
+    const packed = this.#packed;
+    for (let i = 0; i < args.length; i++) packed[i] = +args[i];
+    this.#native.launch(index, packed, args.length, labelId);
   }
 
   #allocate(bytes: number, what: string): CudaBuffer {

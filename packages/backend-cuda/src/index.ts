@@ -3,9 +3,11 @@ import { nativeAddon } from './availability.js';
 import { CudaBackend } from './backend.js';
 import { basicKernels } from './kernels/basic.js';
 import { fusedKernels } from './kernels/fused.js';
+import { formatCudaProfile, profilingEnabled, setProfiling, takeCudaProfile, timedKernel, type CudaProfile } from './profile.js';
 
 export { cudaStatus, isAvailable, unavailableReason, type CudaStatus } from './availability.js';
 export { CudaBackend, CudaBuffer } from './backend.js';
+export { formatCudaProfile, type CudaProfile, type ProfileRow } from './profile.js';
 export { addonPath, cublasLtCandidates, type NativeAddon, type ProbeInfo, type InitInfo } from './native.js';
 
 export interface RegisterCudaOptions {
@@ -30,17 +32,30 @@ export function registerCudaBackend({ activate = false }: RegisterCudaOptions = 
     if (activate) e.setBackend('cuda');
     return existing;
   }
-  const backend = new CudaBackend(nativeAddon());
+  const native = nativeAddon();
+  const backend = new CudaBackend(native);
   e.registerBackend(backend, { activate });
-  for (const [name, fn] of Object.entries(cudaKernels())) e.registerKernel('cuda', name, fn);
+  for (const [name, fn] of Object.entries(cudaKernels())) e.registerKernel('cuda', name, timedKernel(name, fn));
+  if (profilingEnabled()) {
+    setProfiling(native, true);
+    process.once('exit', () => console.error(`mamba-ts cuda profile (whole run)\n${formatCudaProfile(takeCudaProfile(native))}`));
+  }
   return backend;
 }
 
 /**
  * Test and tuning knobs of the native code: the selective scan's chunk lengths along the sequence (0 = automatic;
  * the backward chunk is capped at 32) and `debugSync` (synchronise after every kernel, so a failing kernel is named
- * exactly; also set by MAMBA_TS_CUDA_SYNC=1). Never needed for normal use.
+ * exactly; also set by MAMBA_TS_CUDA_SYNC=1), `tf32` (f32 matmuls on tensor cores with TF32 inputs: faster, about
+ * three significant digits per product, so off by default; also MAMBA_TS_CUDA_TF32=1) and `profile` (see
+ * takeProfile; also MAMBA_TS_CUDA_PROFILE=1).
  */
-export function setCudaOption(name: 'scanForwardChunk' | 'scanBackwardChunk' | 'debugSync', value: number): void {
-  nativeAddon().setOption(name, value);
+export function setCudaOption(name: 'scanForwardChunk' | 'scanBackwardChunk' | 'debugSync' | 'tf32' | 'profile', value: number): void {
+  if (name === 'profile') setProfiling(nativeAddon(), value !== 0);
+  else nativeAddon().setOption(name, value);
+}
+
+/** Profiling mode's tables since the last call (waits for the device). See setCudaOption('profile', 1). */
+export function takeProfile(): CudaProfile {
+  return takeCudaProfile(nativeAddon());
 }

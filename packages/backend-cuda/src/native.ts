@@ -30,6 +30,14 @@ export interface NativeMemory {
   liveBuffers: number;
 }
 
+export type NativeOption = 'scanForwardChunk' | 'scanBackwardChunk' | 'debugSync' | 'tf32' | 'profile';
+
+export interface NativeProfileRow {
+  label: string;
+  calls: number;
+  gpuMs: number;
+}
+
 /** The Node-API addon (native/addon.cc). Device addresses are plain numbers. */
 export interface NativeAddon {
   probe(): ProbeInfo;
@@ -43,8 +51,13 @@ export interface NativeAddon {
   memory(): NativeMemory;
   resetPeak(): void;
   emptyCache(): void;
-  launch(op: number, args: Float64Array, label: string): void;
-  setOption(name: 'scanForwardChunk' | 'scanBackwardChunk' | 'debugSync', value: number): void;
+  /** Enqueues op `op` with args[0, count); `label` is an id from `label()`. */
+  launch(op: number, args: Float64Array, count: number, label: number): void;
+  /** The id of a launch label (interned once per name). */
+  label(name: string): number;
+  setOption(name: NativeOption, value: number): void;
+  /** Waits for the device; per-label GPU times since the last report (profiling mode), slowest first. */
+  profileReport(): NativeProfileRow[];
 }
 
 /** Where the addon is looked for: MAMBA_TS_CUDA_ADDON, else build/Release/mamba_cuda.node of this package. */

@@ -61,14 +61,14 @@ const reps = QUICK ? 3 : 7;
 const cpuReps = QUICK ? 1 : 3;
 
 /** Inputs are made on each backend by `make` (seeded, so both get the same values). */
-function compare(kernel: string, shape: string, work: number, unit: Row['unit'], make: () => () => void, note?: string, cpuBudgetMs = 20000): Row {
+function compare(kernel: string, shape: string, work: number, unit: Row['unit'], make: () => () => void, note?: string, cpuBudgetMs = 20000, timeWasm = true): Row {
   const bench = (backend: string, r: number, budget: number): number => {
     T.setBackend(backend);
     const run = T.tidy(() => make());
     T.setBackend('cpu');
     return time(on(backend, run), r, budget).medianMs;
   };
-  const row: Row = { kernel, shape, work, unit, wasmMs: bench('wasm', reps, 10000), cpuMs: bench('cpu', cpuReps, cpuBudgetMs), note };
+  const row: Row = { kernel, shape, work, unit, wasmMs: timeWasm ? bench('wasm', reps, 10000) : NaN, cpuMs: bench('cpu', cpuReps, cpuBudgetMs), note };
   rows.push(row);
   return row;
 }
@@ -76,7 +76,31 @@ function compare(kernel: string, shape: string, work: number, unit: Row['unit'],
 /** Creates persistent (kept) tensors for a benchmark closure; they live until the process ends. */
 const keep = (t: T.Tensor): T.Tensor => t.keep();
 
-async function tfjsMatmul(M: number, K: number, N: number): Promise<{ plain: number; transB: number }> {
+/** Medians of two functions timed alternately, so that both see the same machine load. */
+function timePair(f1: () => void, f2: () => void, r: number, budgetMs: number): [number, number] {
+  f1();
+  f2();
+  const t1: number[] = [];
+  const t2: number[] = [];
+  const start = performance.now();
+  while (t1.length < r && (t1.length < 1 || performance.now() - start < budgetMs)) {
+    let t0 = performance.now();
+    f1();
+    t1.push(performance.now() - t0);
+    t0 = performance.now();
+    f2();
+    t2.push(performance.now() - t0);
+  }
+  const median = (t: number[]) => t.sort((x, y) => x - y)[Math.floor(t.length / 2)];
+  return [median(t1), median(t2)];
+}
+
+interface Tfjs {
+  matMul(a: unknown, b: unknown, transA: boolean, transB: boolean): { dataSync(): unknown; dispose(): void };
+  randomNormal(shape: number[]): { dispose(): void };
+}
+
+async function loadTfjs(): Promise<Tfjs> {
   const require = createRequire(import.meta.url);
   const tf = require('@tensorflow/tfjs-core');
   const wasm = require('@tensorflow/tfjs-backend-wasm');
@@ -85,34 +109,53 @@ async function tfjsMatmul(M: number, K: number, N: number): Promise<{ plain: num
     wasm.setThreadsCount(1);
     await tf.setBackend('wasm');
   }
-  const a = tf.randomNormal([M, K]);
-  const bPlain = tf.randomNormal([K, N]);
-  const bT = tf.randomNormal([N, K]);
-  const mm = (b: unknown, transB: boolean) => () => {
-    const c = tf.matMul(a, b, false, transB);
+  return tf as Tfjs;
+}
+
+/** The wasm backend and tfjs-backend-wasm on one matmul shape, timed alternately. */
+function matmulAgainstTfjs(tf: Tfjs, M: number, K: number, N: number): { wasm: number; tfjs: number; tfjsTransB: number } {
+  const a = T.randomNormal([M, K], { seed: 1 });
+  const w = T.randomNormal([N, K], { seed: 2 });
+  const [wa, ww] = [a, w].map((t) => {
+    T.setBackend('wasm');
+    const copy = T.tensor(t.dataSync(), t.shape, t.dtype);
+    T.setBackend('cpu');
+    return copy;
+  });
+  const ours = on('wasm', () => void T.matmul(wa, ww, { transB: true }));
+  const ta = tf.randomNormal([M, K]);
+  const tb = tf.randomNormal([K, N]);
+  const tbT = tf.randomNormal([N, K]);
+  const theirs = (b: unknown, transB: boolean) => () => {
+    const c = tf.matMul(ta, b, false, transB);
     c.dataSync();
     c.dispose();
   };
-  const plain = time(mm(bPlain, false), reps, 10000).medianMs;
-  const transB = time(mm(bT, true), QUICK ? 1 : 3, 10000).medianMs;
-  for (const t of [a, bPlain, bT]) t.dispose();
-  return { plain, transB };
+  const [wasm, tfjs] = timePair(ours, theirs(tb, false), reps, 15000);
+  const tfjsTransB = time(theirs(tbT, true), QUICK ? 1 : 3, 5000).medianMs;
+  for (const t of [a, w, wa, ww]) t.dispose();
+  for (const t of [ta, tb, tbT]) t.dispose();
+  return { wasm, tfjs, tfjsTransB };
 }
 
 async function main(): Promise<void> {
   registerWasmBackendSync();
 
   // ---- matmuls of a 130m-shaped Mamba layer: x (M, K) · Wᵀ with W (N, K), as nn.Linear runs them ----
-  if (want('matmul')) for (const [M, K, N] of [[512, 768, 3072], [512, 1536, 80], [512, 1536, 768]] as const) {
-    const row = compare('matmul', `${M}x${K} · (${N}x${K})ᵀ`, 2 * M * N * K, 'GFLOP/s', () => {
-      const a = keep(T.randomNormal([M, K], { seed: 1 }));
-      const w = keep(T.randomNormal([N, K], { seed: 2 }));
-      return () => void T.matmul(a, w, { transB: true });
-    });
-    const tf = await tfjsMatmul(M, K, N);
-    row.tfjsMs = tf.plain;
-    row.tfjsTransBMs = tf.transB;
-    row.note = 'tfjs: B stored (K, N) (XNNPACK path); tfjsTransB: B stored (N, K)';
+  if (want('matmul')) {
+    const tf = await loadTfjs();
+    for (const [M, K, N] of [[512, 768, 3072], [512, 1536, 80], [512, 1536, 768]] as const) {
+      const row = compare('matmul', `${M}x${K} · (${N}x${K})ᵀ`, 2 * M * N * K, 'GFLOP/s', () => {
+        const a = keep(T.randomNormal([M, K], { seed: 1 }));
+        const w = keep(T.randomNormal([N, K], { seed: 2 }));
+        return () => void T.matmul(a, w, { transB: true });
+      }, undefined, 20000, false);
+      const pair = matmulAgainstTfjs(tf, M, K, N);
+      row.wasmMs = pair.wasm;
+      row.tfjsMs = pair.tfjs;
+      row.tfjsTransBMs = pair.tfjsTransB;
+      row.note = 'wasm and tfjs timed alternately; tfjs: B stored (K, N) (its XNNPACK path); tfjsTransB: B stored (N, K)';
+    }
   }
 
   // ---- selective scan (B 1, D 1536, L 512, N 16) with D, z and delta bias, forward and backward ----

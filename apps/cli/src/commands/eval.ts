@@ -8,7 +8,7 @@ import { useBackend } from '../backends.js';
 import { UsageError } from '../cli-error.js';
 import { loadModel } from '../models.js';
 import { progressLine } from '../progress.js';
-import { writeFileAtomic } from '../write.js';
+import { writeFileAtomic } from '@mamba-ts/peft';
 
 export const evalSpec: CommandSpec = {
   name: 'eval',

@@ -1,7 +1,7 @@
 import { type CommandSpec, idList, parseCommand, required } from '../args.js';
 import { useBackend } from '../backends.js';
 import { checkIds, loadModel } from '../models.js';
-import { writeFileAtomic } from '../write.js';
+import { writeFileAtomic } from '@mamba-ts/peft';
 
 export const logitsSpec: CommandSpec = {
   name: 'logits',

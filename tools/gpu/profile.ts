@@ -1,0 +1,171 @@
+// Where the time goes in the cuda backend: one full fp32 training step (peft's trainStep, as the bench runs it), one
+// LoRA + bf16 step, and decode steps, each with the profiling mode's GPU (CUDA events) and host tables.
+//   bundled by tools/gpu/run-profile.sh; on the GPU host: node profile.mjs [--batch 8] [--seq 1024] [--decode-batch 64]
+//   --null-device: a do-nothing addon instead of the GPU, so only the JavaScript side of every op is measured
+//   (runs anywhere; the numbers are the host cost the engine and the kernel functions add per op).
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as T from '@mamba-ts/tensor';
+import { MambaLM, presetConfig, type MambaPreset } from '@mamba-ts/ssm';
+import { applyLora, applyPrecision, removeLora, trainStep } from '@mamba-ts/peft';
+import {
+  CudaBackend, cudaKernels, formatCudaProfile, registerCudaBackend, setCudaOption, takeProfile, type CudaProfile,
+  type NativeAddon,
+} from '@mamba-ts/backend-cuda';
+
+const argv = process.argv.slice(2);
+const flag = (name: string, fallback: number): number => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(argv[i + 1]) : fallback;
+};
+const nullDevice = argv.includes('--null-device');
+const preset = (argv.includes('--preset') ? argv[argv.indexOf('--preset') + 1] : '130m') as MambaPreset;
+const batch = flag('batch', 8);
+const seq = flag('seq', 1024);
+const decodeBatch = flag('decode-batch', 64);
+const steps = flag('steps', 2);
+const out = process.env.OUT ?? '.';
+const report: string[] = [];
+const say = (s: string): void => {
+  console.log(s);
+  report.push(s);
+};
+
+/** A native addon that allocates addresses and does nothing else: the JavaScript side's cost alone. */
+function nullAddon(): NativeAddon {
+  let next = 1 << 20;
+  let live = 0;
+  const sizes = new Map<number, number>();
+  const labels: string[] = [];
+  return {
+    probe: () => ({ deviceCount: 1, error: '', name: 'null', computeCapability: '9.0', totalMemory: 2 ** 40, driverVersion: 0, runtimeVersion: 0 }),
+    init: () => ({ device: 'null', cublasLt: '', cublasLtVersion: 0 }),
+    opNames: () => ['fill', 'cast', 'affine', 'unary', 'binary', 'reduce', 'argmax', 'softmax', 'gather', 'padSlice', 'concat', 'matmul',
+      'rmsNorm', 'rmsNormGrad', 'layerNorm', 'layerNormGrad', 'embedding', 'embeddingGrad', 'causalConv1d', 'causalConv1dGrad',
+      'selectiveScan', 'selectiveScanGrad', 'selectiveStateUpdate', 'crossEntropy', 'crossEntropyGrad', 'linearCrossEntropy',
+      'linearCrossEntropyGrad', 'adamw', 'adamwMulti', 'mixerSplit'],
+    malloc: (bytes) => {
+      const a = next;
+      next += Math.ceil(bytes / 256) * 256;
+      sizes.set(a, bytes);
+      live += bytes;
+      return a;
+    },
+    free: (address) => {
+      live -= sizes.get(address) ?? 0;
+      sizes.delete(address);
+    },
+    upload: () => {},
+    read: async (_address, bytes) => new ArrayBuffer(bytes),
+    sync: async () => {},
+    memory: () => ({ liveBytes: live, peakBytes: live, reservedBytes: live, cachedBytes: 0, liveBuffers: sizes.size }),
+    resetPeak: () => {},
+    emptyCache: () => {},
+    launch: () => {},
+    label: (name) => labels.push(name) - 1,
+    setOption: () => {},
+    profileReport: () => [],
+  };
+}
+
+function useCuda(): void {
+  if (nullDevice) {
+    T.registerCpuBackend();
+    const backend = new CudaBackend(nullAddon());
+    T.engine().registerBackend(backend, { activate: true });
+    for (const [name, fn] of Object.entries(cudaKernels())) T.engine().registerKernel('cuda', name, fn);
+  } else {
+    registerCudaBackend({ activate: true });
+  }
+}
+
+function ids(n: number, vocab: number, seed: number): Int32Array {
+  let s = seed >>> 0 || 1;
+  return Int32Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s % vocab;
+  });
+}
+
+function profileStart(): void {
+  if (!nullDevice) {
+    setCudaOption('profile', 1);
+    takeProfile();
+  }
+}
+
+function profileTake(): CudaProfile | null {
+  if (nullDevice) return null;
+  const p = takeProfile();
+  setCudaOption('profile', 0);
+  return p;
+}
+
+async function training(model: MambaLM, mode: 'full-fp32' | 'lora-bf16'): Promise<void> {
+  if (mode === 'lora-bf16') applyLora(model, { r: 8, alpha: 16, targets: ['x_proj', 'embeddings', 'in_proj'], seed: 1 });
+  applyPrecision(model, mode === 'lora-bf16' ? 'bf16' : 'fp32');
+  const params = model.trainableParameters();
+  const optimizer = new T.AdamW(params, { lr: 1e-4, weightDecay: 0 });
+  const tokens = ids(batch * seq, model.config.vocabSize, 7);
+  const b = { ids: tokens, labels: tokens, batch, length: seq, tokens: batch * seq };
+  const step = () => trainStep(model, params, optimizer, [b], { lr: 1e-4, maxGradNorm: 1, scaler: null });
+  for (let i = 0; i < 2; i++) await step();
+  await T.engine().sync();
+  profileStart();
+  const t0 = performance.now();
+  for (let i = 0; i < steps; i++) await step();
+  await T.engine().sync();
+  const wall = (performance.now() - t0) / steps;
+  const p = profileTake();
+  say(`\n== ${mode} training step, batch ${batch} × ${seq}: ${wall.toFixed(1)} ms wall per step (profiling on), ${((batch * seq) / (wall / 1000)).toFixed(0)} tokens/s`);
+  if (p) say(formatCudaProfile(p, { per: steps }));
+  optimizer.dispose();
+  if (mode === 'lora-bf16') removeLora(model);
+  model.computeDType = 'f32';
+}
+
+async function decode(model: MambaLM, b: number, dtype: 'fp32' | 'bf16'): Promise<void> {
+  applyPrecision(model, dtype);
+  let state = model.emptyState(b).keep();
+  const vocab = model.config.vocabSize;
+  const n = 32;
+  const tokens = ids(b * (n + 8), vocab, 3);
+  const one = async (t: number) => {
+    const { logits, next } = T.noGrad(() =>
+      T.tidy(() => {
+        const r = model.step(T.tensor(tokens.subarray(t * b, (t + 1) * b), [b], 'i32'), state);
+        r.state.keep();
+        return { logits: r.logits, next: r.state };
+      }),
+    );
+    await logits.data();
+    logits.dispose();
+    state.dispose();
+    state = next;
+  };
+  for (let t = 0; t < 4; t++) await one(t);
+  profileStart();
+  const t0 = performance.now();
+  for (let t = 4; t < 4 + n; t++) await one(t);
+  const wall = (performance.now() - t0) / n;
+  const p = profileTake();
+  say(`\n== decode ${dtype}, batch ${b}: ${wall.toFixed(3)} ms wall per token step (profiling on), ${((1000 * b) / wall).toFixed(0)} tokens/s`);
+  if (p) say(formatCudaProfile(p, { per: n }));
+  state.dispose();
+  model.computeDType = 'f32';
+}
+
+/** Host cost per op: time per step divided by the engine kernels run (counted from the fallback-free engine). */
+async function main(): Promise<void> {
+  useCuda();
+  const model = new MambaLM(presetConfig(preset), { seed: 0 });
+  say(`profile: preset ${preset}${nullDevice ? ' (null device: JavaScript cost only)' : ''}`);
+  await training(model, 'full-fp32');
+  await training(model, 'lora-bf16');
+  await decode(model, 1, 'fp32');
+  await decode(model, 1, 'bf16');
+  await decode(model, decodeBatch, 'bf16');
+  writeFileSync(join(out, nullDevice ? 'profile-null.txt' : 'profile.txt'), report.join('\n') + '\n');
+}
+
+await main();
