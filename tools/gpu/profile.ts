@@ -32,6 +32,7 @@ const say = (s: string): void => {
 };
 
 /** A native addon that allocates addresses and does nothing else: the JavaScript side's cost alone. */
+let nullLaunches = 0;
 function nullAddon(): NativeAddon {
   let next = 1 << 20;
   let live = 0;
@@ -61,7 +62,9 @@ function nullAddon(): NativeAddon {
     memory: () => ({ liveBytes: live, peakBytes: live, reservedBytes: live, cachedBytes: 0, liveBuffers: sizes.size }),
     resetPeak: () => {},
     emptyCache: () => {},
-    launch: () => {},
+    launch: () => {
+      nullLaunches++;
+    },
     label: (name) => labels.push(name) - 1,
     setOption: () => {},
     profileReport: () => [],
@@ -88,6 +91,7 @@ function ids(n: number, vocab: number, seed: number): Int32Array {
 }
 
 function profileStart(): void {
+  nullLaunches = 0;
   if (!nullDevice) {
     setCudaOption('profile', 1);
     takeProfile();
@@ -95,7 +99,10 @@ function profileStart(): void {
 }
 
 function profileTake(): CudaProfile | null {
-  if (nullDevice) return null;
+  if (nullDevice) {
+    say(`  (null device: ${nullLaunches} native launches)`);
+    return null;
+  }
   const p = takeProfile();
   setCudaOption('profile', 0);
   return p;
@@ -160,11 +167,15 @@ async function main(): Promise<void> {
   useCuda();
   const model = new MambaLM(presetConfig(preset), { seed: 0 });
   say(`profile: preset ${preset}${nullDevice ? ' (null device: JavaScript cost only)' : ''}`);
-  await training(model, 'full-fp32');
-  await training(model, 'lora-bf16');
-  await decode(model, 1, 'fp32');
-  await decode(model, 1, 'bf16');
-  await decode(model, decodeBatch, 'bf16');
+  const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1].split(',') : null;
+  const want = (part: string): boolean => !only || only.includes(part);
+  if (want('full-fp32')) await training(model, 'full-fp32');
+  if (want('lora-bf16')) await training(model, 'lora-bf16');
+  if (want('decode')) {
+    await decode(model, 1, 'fp32');
+    await decode(model, 1, 'bf16');
+    await decode(model, decodeBatch, 'bf16');
+  }
   writeFileSync(join(out, nullDevice ? 'profile-null.txt' : 'profile.txt'), report.join('\n') + '\n');
 }
 

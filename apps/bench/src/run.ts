@@ -1,4 +1,5 @@
 import { cpus, hostname, totalmem } from 'node:os';
+import { tensor, type TensorData } from '@mamba-ts/tensor';
 import { MambaLM, fromPretrained, presetConfig, readMambaConfig, type MambaConfig } from '@mamba-ts/ssm';
 import { describeBackend, useBackend } from '@mamba-ts/cli';
 import { benchDecode, benchPrefill, type InferResult } from './infer.js';
@@ -20,6 +21,16 @@ export function parameterCount(c: MambaConfig): number {
 export function estimateTrainingBytes(cfg: MambaConfig, parameters: number, batch: number, length: number): number {
   const perTokenPerLayer = (10 * cfg.intermediateSize + 4 * cfg.hiddenSize + 2 * cfg.stateSize) * 4;
   return parameters * 16 + batch * length * cfg.numLayers * perTokenPerLayer;
+}
+
+async function snapshot(model: MambaLM): Promise<Map<string, TensorData>> {
+  const out = new Map<string, TensorData>();
+  for (const [name, p] of model.namedParameters()) out.set(name, await p.value.data());
+  return out;
+}
+
+function restore(model: MambaLM, values: Map<string, TensorData>): void {
+  for (const [name, p] of model.namedParameters()) p.assign(tensor(values.get(name)!, p.shape, p.value.dtype));
 }
 
 /** A scaling point that ran out of device memory is reported as such (the curve stops there), not as a crash. */
@@ -69,8 +80,12 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   const inference: InferResult[] = [];
   const points: ScalingPoint[] = [];
   try {
+    // Every mode starts from the same weights, so their losses compare; the copy lives on the host, not in the
+    // backend's memory figures.
+    const initial = await snapshot(model);
     for (const mode of trainModes) {
       training.push(await benchTraining(model, mode, settings, () => progress.tick(mode)));
+      restore(model, initial);
     }
     if (opts.modes.includes('prefill')) {
       inference.push(await benchPrefill(model, opts.batchSize, opts.seqLen, 3, opts.seed));

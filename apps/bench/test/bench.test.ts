@@ -91,3 +91,11 @@ describe('bad input', () => {
     );
   });
 });
+
+describe('modes start from the same weights', () => {
+  test('two full-fp32 runs in one bench report the same final loss', async () => {
+    const r = await runBench(parseBenchArgs([...FAST, '--modes', 'full-fp32,full-fp32', '--scaling-lengths', 'none'])!);
+    expect(r.training).toHaveLength(2);
+    expect(r.training[1].finalLoss).toBe(r.training[0].finalLoss);
+  }, 60_000);
+});

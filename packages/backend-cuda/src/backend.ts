@@ -49,7 +49,7 @@ export class CudaBackend implements Backend {
   }
 
   alloc(dtype: DType, size: number): DataId {
-    const buffer = this.#allocate(size * bytesPerElement(dtype), `alloc ${dtype} × ${size}`);
+    const buffer = this.#allocate(size * bytesPerElement(dtype), () => `alloc ${dtype} × ${size}`);
     this.launch('fill', 'alloc', [buffer.address, DTYPE_CODE[dtype], size, 0]);
     return buffer;
   }
@@ -59,7 +59,7 @@ export class CudaBackend implements Backend {
     if (values.byteLength !== bytes) {
       throw new Error(`cuda upload: ${values.constructor.name} of ${values.length} values does not hold ${dtype} data.`);
     }
-    const buffer = this.#allocate(bytes, `upload ${dtype} × ${values.length}`);
+    const buffer = this.#allocate(bytes, () => `upload ${dtype} × ${values.length}`);
     if (bytes > 0) this.#native.upload(buffer.address, values);
     return buffer;
   }
@@ -122,7 +122,7 @@ export class CudaBackend implements Backend {
   /** A new, uninitialised output tensor. */
   output(shape: Shape, dtype: DType, kernel: string): TensorInfo {
     const size = sizeOf(shape);
-    const buffer = this.#allocate(size * bytesPerElement(dtype), `${kernel} output ${dtype}${formatShape(shape)}`);
+    const buffer = this.#allocate(size * bytesPerElement(dtype), () => `${kernel} output ${dtype}${formatShape(shape)}`);
     return { dataId: buffer, shape: [...shape], dtype };
   }
 
@@ -143,12 +143,13 @@ export class CudaBackend implements Backend {
     this.#native.launch(index, packed, args.length, labelId);
   }
 
-  #allocate(bytes: number, what: string): CudaBuffer {
+  /** `what` names the request in an out-of-memory error (built only then: this runs for every op). */
+  #allocate(bytes: number, what: () => string): CudaBuffer {
     if (bytes === 0) return new CudaBuffer(0, 0);
     try {
       return new CudaBuffer(this.#native.malloc(bytes), bytes);
     } catch (e) {
-      throw new Error(`${what}: ${(e as Error).message}`);
+      throw new Error(`${what()}: ${(e as Error).message}`);
     }
   }
 }

@@ -1,11 +1,11 @@
 // Blocked float32 GEMM: C (M×N) (+)= A (M×K) · B (K×N), with A and B given by element strides (so transposes are
-// free). Goto-style loops: B is packed in KC×NR column panels, A in MC×KC row panels of MR rows, and a 6×8
-// register-tiled SIMD micro-kernel runs over them.
+// free). Goto-style loops: B is packed in KC×NR column panels; A is read in place when its rows are contiguous
+// (else packed in panels of MR rows); a 4×8 register-tiled SIMD micro-kernel runs over them.
 
-const MR = 6;
+const MR = 4;
 const NR = 8;
 const KC = 256;
-const MC = 120;
+const MC = 128;
 const NC = 2048;
 
 /** Scratch bytes the caller must provide (packed panels of A and B plus one edge tile). */
@@ -48,7 +48,6 @@ function packA(a: usize, sam: i32, sak: i32, m0: i32, mc: i32, k0: i32, kc: i32,
         const src = a + (<usize>((k0 + k) * sak + m0 + i) << 2);
         const dst = panel + (<usize>(k * MR) << 2);
         v128.store(dst, v128.load(src));
-        store<u64>(dst, load<u64>(src, 16), 16);
       }
     } else {
       for (let r = 0; r < MR; r++) {
@@ -62,18 +61,17 @@ function packA(a: usize, sam: i32, sak: i32, m0: i32, mc: i32, k0: i32, kc: i32,
 }
 
 /**
- * The 6×8 micro-kernel: acc = A (6×kc) · Bp (kc×8) in 12 vector accumulators; writes or adds the rows×cols
+ * The 4×8 micro-kernel: acc = A (4×kc) · Bp (kc×8) in 8 vector accumulators; writes or adds the rows×cols
  * corner into C (row stride ldc). A's element (r, k) is at ap + r·ars + k·aks: a packed panel (ars = 4,
- * aks = 24) or rows read in place (ars = row stride, aks = 4).
+ * aks = 16) or rows read in place (ars = row stride, aks = 4). (Measured against 6×8 and a k-unrolled 4×8 under
+ * V8: 4×8 was fastest; 6×8 runs out of the 16 xmm registers.)
  */
 @inline function microKernel(ap: usize, ars: usize, aks: usize, bp: usize, kc: i32, c: usize, ldc: i32, rows: i32, cols: i32, add: bool, tile: usize): void {
-  const ar2 = ars * 2, ar3 = ars * 3, ar4 = ars * 4, ar5 = ars * 5;
+  const ar2 = ars * 2, ar3 = ars * 3;
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
   let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
   let c30 = f32x4.splat(0), c31 = f32x4.splat(0);
-  let c40 = f32x4.splat(0), c41 = f32x4.splat(0);
-  let c50 = f32x4.splat(0), c51 = f32x4.splat(0);
   for (let k = 0; k < kc; k++) {
     const b0 = v128.load(bp);
     const b1 = v128.load(bp, 16);
@@ -89,12 +87,6 @@ function packA(a: usize, sam: i32, sak: i32, m0: i32, mc: i32, k0: i32, kc: i32,
     a = v128.load32_splat(ap + ar3);
     c30 = f32x4.add(c30, f32x4.mul(a, b0));
     c31 = f32x4.add(c31, f32x4.mul(a, b1));
-    a = v128.load32_splat(ap + ar4);
-    c40 = f32x4.add(c40, f32x4.mul(a, b0));
-    c41 = f32x4.add(c41, f32x4.mul(a, b1));
-    a = v128.load32_splat(ap + ar5);
-    c50 = f32x4.add(c50, f32x4.mul(a, b0));
-    c51 = f32x4.add(c51, f32x4.mul(a, b1));
     ap += aks;
     bp += NR * 4;
   }
@@ -105,16 +97,12 @@ function packA(a: usize, sam: i32, sak: i32, m0: i32, mc: i32, k0: i32, kc: i32,
       v128.store(p, f32x4.add(v128.load(p), c00)); v128.store(p, f32x4.add(v128.load(p, 16), c01), 16); p += stride;
       v128.store(p, f32x4.add(v128.load(p), c10)); v128.store(p, f32x4.add(v128.load(p, 16), c11), 16); p += stride;
       v128.store(p, f32x4.add(v128.load(p), c20)); v128.store(p, f32x4.add(v128.load(p, 16), c21), 16); p += stride;
-      v128.store(p, f32x4.add(v128.load(p), c30)); v128.store(p, f32x4.add(v128.load(p, 16), c31), 16); p += stride;
-      v128.store(p, f32x4.add(v128.load(p), c40)); v128.store(p, f32x4.add(v128.load(p, 16), c41), 16); p += stride;
-      v128.store(p, f32x4.add(v128.load(p), c50)); v128.store(p, f32x4.add(v128.load(p, 16), c51), 16);
+      v128.store(p, f32x4.add(v128.load(p), c30)); v128.store(p, f32x4.add(v128.load(p, 16), c31), 16);
     } else {
       v128.store(p, c00); v128.store(p, c01, 16); p += stride;
       v128.store(p, c10); v128.store(p, c11, 16); p += stride;
       v128.store(p, c20); v128.store(p, c21, 16); p += stride;
-      v128.store(p, c30); v128.store(p, c31, 16); p += stride;
-      v128.store(p, c40); v128.store(p, c41, 16); p += stride;
-      v128.store(p, c50); v128.store(p, c51, 16);
+      v128.store(p, c30); v128.store(p, c31, 16);
     }
     return;
   }
@@ -123,8 +111,6 @@ function packA(a: usize, sam: i32, sak: i32, m0: i32, mc: i32, k0: i32, kc: i32,
   v128.store(tile, c10, 32); v128.store(tile, c11, 48);
   v128.store(tile, c20, 64); v128.store(tile, c21, 80);
   v128.store(tile, c30, 96); v128.store(tile, c31, 112);
-  v128.store(tile, c40, 128); v128.store(tile, c41, 144);
-  v128.store(tile, c50, 160); v128.store(tile, c51, 176);
   for (let r = 0; r < rows; r++) {
     const dst = c + <usize>r * stride;
     for (let j = 0; j < cols; j++) {

@@ -22,13 +22,16 @@ export function wasmKernels(): Record<string, KernelFunc> {
   return { ...elementwiseKernels(), ...matmulKernels(), ...shapeKernels(), ...reduceKernels(), ...fusedKernels(), ...lossKernels() };
 }
 
+/** The registered wasm backend, if any (activating it when asked). */
+function registered(activate: boolean): WasmBackend | null {
+  const e = engine();
+  if (!e.backendNames().includes('wasm')) return null;
+  if (activate) e.setBackend('wasm');
+  return e.findBackend('wasm') as WasmBackend;
+}
+
 function register(kernels: KernelExports, activate: boolean): WasmBackend {
   const e = engine();
-  if (e.backendNames().includes('wasm')) {
-    const existing = e.findBackend('wasm');
-    if (activate) e.setBackend('wasm');
-    return existing as WasmBackend;
-  }
   const backend = new WasmBackend(kernels);
   e.registerBackend(backend, { activate });
   for (const [name, fn] of Object.entries(wasmKernels())) e.registerKernel('wasm', name, fn);
@@ -40,12 +43,18 @@ function register(kernels: KernelExports, activate: boolean): WasmBackend {
  * browsers. `await registerWasmBackend({ activate: true })` makes it the default backend.
  */
 export async function registerWasmBackend({ activate = false }: RegisterWasmOptions = {}): Promise<WasmBackend> {
-  if (engine().backendNames().includes('wasm')) return register(null as never, activate);
-  return register(await instantiateKernels(), activate);
+  const existing = registered(activate);
+  if (existing) return existing;
+  // Concurrent first calls share one compilation and one backend.
+  pending ??= instantiateKernels().then((kernels) => registered(false) ?? register(kernels, false));
+  const backend = await pending;
+  if (activate) engine().setBackend('wasm');
+  return backend;
 }
+
+let pending: Promise<WasmBackend> | null = null;
 
 /** The synchronous variant for Node and workers (browser main threads only allow the async one). */
 export function registerWasmBackendSync({ activate = false }: RegisterWasmOptions = {}): WasmBackend {
-  if (engine().backendNames().includes('wasm')) return register(null as never, activate);
-  return register(instantiateKernelsSync(), activate);
+  return registered(activate) ?? register(instantiateKernelsSync(), activate);
 }

@@ -1,5 +1,7 @@
 // Reductions over a contiguous run of axes, seen as (outer, reduced, inner): sum, max, min; argmax and softmax
 // over the last axis. Sums accumulate in double (the cpu reference does too).
+#include <algorithm>
+
 #include "device.cuh"
 
 namespace mcuda {
@@ -48,6 +50,42 @@ __global__ void reduceColumnsKernel(int kind, In x, Out y, long long outer, long
     long long o = i / inner, in = i % inner;
     double acc = identity(kind);
     for (long long r = 0; r < red; r++) acc = combine(kind, acc, x[(o * red + r) * inner + in]);
+    y.set(i, static_cast<float>(acc));
+  }
+}
+
+/** Few long rows: block (o, p) reduces part p of row o into partial[o·parts + p] (stage 1 of 2). */
+__global__ void reduceRowPartsKernel(int kind, In x, double* partial, long long red, long long parts) {
+  long long o = blockIdx.y, part = blockIdx.x;
+  long long span = (red + parts - 1) / parts;
+  long long r0 = part * span, r1 = min(red, r0 + span);
+  double acc = identity(kind);
+  for (long long r = r0 + threadIdx.x; r < r1; r += blockDim.x) acc = combine(kind, acc, x[o * red + r]);
+  acc = blockCombine(kind, acc);
+  if (threadIdx.x == 0) partial[o * parts + part] = acc;
+}
+
+/** Few long columns: thread (slice, o, in) reduces its slice of the reduced axis (stage 1 of 2). */
+__global__ void reduceColumnPartsKernel(int kind, In x, double* partial, long long outer, long long red, long long inner,
+                                        long long slices) {
+  long long total = outer * inner;
+  long long slice = blockIdx.y;
+  long long span = (red + slices - 1) / slices;
+  long long r0 = slice * span, r1 = min(red, r0 + span);
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
+    long long o = i / inner, in = i % inner;
+    double acc = identity(kind);
+    for (long long r = r0; r < r1; r++) acc = combine(kind, acc, x[(o * red + r) * inner + in]);
+    partial[slice * total + i] = acc;
+  }
+}
+
+/** Stage 2: out[i] = combine over p of partial[p·stride + i·step], in order (deterministic). */
+__global__ void combinePartsKernel(int kind, const double* partial, Out y, long long n, long long parts, long long stride,
+                                   long long step) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    double acc = identity(kind);
+    for (long long p = 0; p < parts; p++) acc = combine(kind, acc, partial[p * stride + i * step]);
     y.set(i, static_cast<float>(acc));
   }
 }
@@ -119,6 +157,31 @@ void reduceOp(Args& a) {
   Out y = readOut(a);
   long long outer = a.i64(), red = a.i64(), inner = a.i64();
   if (outer * inner == 0) return;
+  // One block per row (or one thread per column) leaves the GPU idle when there are few long ones (a full sum of a
+  // weight gradient is one row): split the reduced axis, then combine the parts in a fixed order.
+  const long long sms = multiprocessors();
+  constexpr long long kPartLength = 16384;
+  if (inner == 1 && outer < 2 * sms && red >= 2 * kPartLength) {
+    long long parts = std::min((red + kPartLength - 1) / kPartLength, (4 * sms + outer - 1) / outer);
+    parts = std::min(parts, 65535LL);
+    Scratch partial(outer * parts * sizeof(double));
+    reduceRowPartsKernel<<<dim3(parts, outer), 256, 0, stream()>>>(kind, x, partial.as<double>(), red, parts);
+    combinePartsKernel<<<blocksFor(outer, 256), 256, 0, stream()>>>(kind, partial.as<double>(), y, outer, parts, 1, parts);
+    return;
+  }
+  if (inner > 1 && outer * inner < 64 * sms && red >= 64) {
+    long long total = outer * inner;
+    long long slices = std::min(red / 32, std::max(1LL, (256 * sms) / total));
+    slices = std::min(slices, 65535LL);
+    if (slices > 1) {
+      Scratch partial(slices * total * sizeof(double));
+      unsigned blocks = blocksFor(total, 256);
+      reduceColumnPartsKernel<<<dim3(blocks, slices), 256, 0, stream()>>>(kind, x, partial.as<double>(), outer, red, inner, slices);
+      unsigned combineBlocks = std::min<unsigned>(blocksFor(total, 256), sms * 16);
+      combinePartsKernel<<<combineBlocks, 256, 0, stream()>>>(kind, partial.as<double>(), y, total, slices, total, 1);
+      return;
+    }
+  }
   if (inner == 1) {
     reduceRowsKernel<<<rowBlocks(outer), 256, 0, stream()>>>(kind, x, y, outer, red);
   } else {

@@ -199,16 +199,24 @@ __global__ void adjointCarryKernel(Scan s, long long nc, const float* P, const f
   }
 }
 
-/** Adds v over the warp's lanes into *target (one atomic per warp). */
-__device__ __forceinline__ void warpAtomicAdd(float* target, float v) {
-  v = warpSum(v);
-  if ((threadIdx.x & 31) == 0) atomicAdd(target, v);
-}
-
+/** Per-thread and per-warp partial sums, added up afterwards in a fixed order (no atomics: deterministic, and
+ *  millions of contended atomics per layer were the backward's largest cost). */
 struct ScanGrads {
   Out du, ddelta, dz, dh0;
-  float *dA, *dB, *dC, *dD, *dbias;  // f32 accumulators (zeroed); dD/dbias may be null
+  float* dBpart;  // (B·L·N, warps): one value per warp of 32 channels
+  float* dCpart;
+  float* dApart;  // (B·chunks, E, N): one value per thread
+  float* dDpart;  // (B·chunks, E); null without D
+  float* dbiasPart;  // (B·chunks, E); null without deltaBias
+  long long warps;   // ceil(E / 32)
 };
+
+/** Writes the warp's sum of v to part[index·warps + warp] (lane 0). */
+__device__ __forceinline__ void warpPartial(float* part, long long index, long long warps, float v) {
+  v = warpSum(v);
+  long long warp = (blockIdx.x * (long long)blockDim.x + threadIdx.x) / 32;  // warps past E hold only inactive lanes
+  if ((threadIdx.x & 31) == 0 && warp < warps) part[index * warps + warp] = v;
+}
 
 /** Backward (3): per chunk, recompute the states from the entry state, then walk them in reverse. */
 template <int MAXN>
@@ -265,7 +273,7 @@ __global__ void chunkBackwardKernel(Scan s, In dy, In dhLast, long long T, long 
     for (int n = 0; n < MAXN; n++) {
       if (n < s.N) {
         float c = s.Cm[s.bcIdx(p.b, t, n)];
-        warpAtomicAdd(&gr.dC[s.bcIdx(p.b, t, n)], live * g * hs[t - t0][n]);
+        warpPartial(gr.dCpart, s.bcIdx(p.b, t, n), gr.warps, live * g * hs[t - t0][n]);
         dh[n] += g * c;
       }
     }
@@ -278,7 +286,7 @@ __global__ void chunkBackwardKernel(Scan s, In dy, In dhLast, long long T, long 
         float b = s.Bm[s.bcIdx(p.b, t, n)];
         dA[n] += dh[n] * prev * a * st.dt;
         ddt += dh[n] * (prev * a * A[n] + b * u);
-        warpAtomicAdd(&gr.dB[s.bcIdx(p.b, t, n)], live * dh[n] * st.dt * u);
+        warpPartial(gr.dBpart, s.bcIdx(p.b, t, n), gr.warps, live * dh[n] * st.dt * u);
         du += dh[n] * st.dt * b;
         dh[n] *= a;
       }
@@ -292,12 +300,13 @@ __global__ void chunkBackwardKernel(Scan s, In dy, In dhLast, long long T, long 
   }
 
   if (!p.active) return;
+  long long slot = p.b * nc + p.c;  // this thread's row in the (B·chunks, …) partials
 #pragma unroll
   for (int n = 0; n < MAXN; n++) {
-    if (n < s.N) atomicAdd(&gr.dA[p.e * s.N + n], dA[n]);
+    if (n < s.N) gr.dApart[(slot * s.E + p.e) * s.N + n] = dA[n];
   }
-  if (gr.dD) atomicAdd(&gr.dD[p.e], dD);
-  if (gr.dbias) atomicAdd(&gr.dbias[p.e], dbias);
+  if (gr.dDpart) gr.dDpart[slot * s.E + p.e] = dD;
+  if (gr.dbiasPart) gr.dbiasPart[slot * s.E + p.e] = dbias;
   if (p.c == 0 && gr.dh0.present()) {
 #pragma unroll
     for (int n = 0; n < MAXN; n++) {
@@ -306,9 +315,21 @@ __global__ void chunkBackwardKernel(Scan s, In dy, In dhLast, long long T, long 
   }
 }
 
-__global__ void toDtypeKernel(const float* src, Out dst, long long n) {
+/** out[i] = Σ_k part[i·inner + k] for k < inner (contiguous parts) … */
+__global__ void sumInnerPartsKernel(const float* part, long long n, long long inner, Out out) {
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
-    dst.set(i, src[i]);
+    float acc = 0.0f;
+    for (long long k = 0; k < inner; k++) acc += part[i * inner + k];
+    out.set(i, acc);
+  }
+}
+
+/** … or out[i] = Σ_k part[k·n + i] for k < outer (strided parts, coalesced across i). */
+__global__ void sumOuterPartsKernel(const float* part, long long n, long long outer, Out out) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    float acc = 0.0f;
+    for (long long k = 0; k < outer; k++) acc += part[k * n + i];
+    out.set(i, acc);
   }
 }
 
@@ -437,48 +458,49 @@ void selectiveScanGradOp(Args& a) {
   Out dD = readOut(a), dz = readOut(a), dbias = readOut(a), dh0 = readOut(a);
 
   long long E = s.E, N = s.N, BL = s.B * s.L;
-  Scratch dA32(E * N * sizeof(float)), dB32(BL * N * sizeof(float)), dC32(BL * N * sizeof(float));
-  Scratch dD32(dD.present() ? E * sizeof(float) : 0), dbias32(dbias.present() ? E * sizeof(float) : 0);
-  zeroFill(dA32.get(), E * N * sizeof(float));
-  zeroFill(dB32.get(), BL * N * sizeof(float));
-  zeroFill(dC32.get(), BL * N * sizeof(float));
-  if (dD.present()) zeroFill(dD32.get(), E * sizeof(float));
-  if (dbias.present()) zeroFill(dbias32.get(), E * sizeof(float));
-
   long long stateCount = s.B * E * N;
-  if (s.L == 0 && dh0.present()) {
-    // No tokens: dh0 = dhLast.
-    if (dhLast.present()) copyKernel<<<gridFor(stateCount), 256, 0, stream()>>>(dhLast, dh0, stateCount);
-    else zeroFill(dh0.p, stateCount * bytesOf(dh0.dtype));
-  }
-  if (s.L > 0 && s.B * E > 0) {
-    long long T = backwardChunk(s);
-    long long nc = (s.L + T - 1) / T;
-    dim3 grid = chunkGrid(s, nc);
-    ScanGrads gr{du, ddelta, dz, dh0, dA32.as<float>(), dB32.as<float>(), dC32.as<float>(),
-                 dD.present() ? dD32.as<float>() : nullptr, dbias.present() ? dbias32.as<float>() : nullptr};
-    if (nc == 1) {
-      MCUDA_BY_STATE(N, chunkBackwardKernel, CHUNK_LAUNCH(grid), s, dy, dhLast, T, nc, nullptr, nullptr, gr);
-    } else {
-      long long chunkStates = stateCount * nc;
-      Scratch P(chunkStates * sizeof(float)), local(chunkStates * sizeof(float));
-      Scratch entry(chunkStates * sizeof(float)), exitAdjoint(chunkStates * sizeof(float));
-      MCUDA_BY_STATE(N, chunkSummaryKernel, CHUNK_LAUNCH(grid), s, T, nc, P.as<float>(), local.as<float>());
-      chunkCarryKernel<<<gridFor(stateCount), 256, 0, stream()>>>(s, nc, P.as<float>(), local.as<float>(), entry.as<float>());
-      MCUDA_BY_STATE(N, chunkAdjointKernel, CHUNK_LAUNCH(grid), s, dy, T, nc, local.as<float>());
-      adjointCarryKernel<<<gridFor(stateCount), 256, 0, stream()>>>(s, nc, P.as<float>(), local.as<float>(), dhLast,
-                                                                    exitAdjoint.as<float>());
-      MCUDA_BY_STATE(N, chunkBackwardKernel, CHUNK_LAUNCH(grid), s, dy, dhLast, T, nc, entry.as<float>(),
-                     exitAdjoint.as<float>(), gr);
+  if (s.L == 0 || s.B * E == 0) {
+    // No tokens (or no lanes): the parameter gradients are zero and dh0 = dhLast.
+    zeroFill(dA.p, E * N * bytesOf(dA.dtype));
+    zeroFill(dB.p, BL * N * bytesOf(dB.dtype));
+    zeroFill(dC.p, BL * N * bytesOf(dC.dtype));
+    if (dD.present()) zeroFill(dD.p, E * bytesOf(dD.dtype));
+    if (dbias.present()) zeroFill(dbias.p, E * bytesOf(dbias.dtype));
+    if (dh0.present() && stateCount > 0) {
+      if (dhLast.present()) copyKernel<<<gridFor(stateCount), 256, 0, stream()>>>(dhLast, dh0, stateCount);
+      else zeroFill(dh0.p, stateCount * bytesOf(dh0.dtype));
     }
+    return;
   }
-  toDtypeKernel<<<gridFor(E * N), 256, 0, stream()>>>(dA32.as<float>(), dA, E * N);
-  if (BL * N > 0) {
-    toDtypeKernel<<<gridFor(BL * N), 256, 0, stream()>>>(dB32.as<float>(), dB, BL * N);
-    toDtypeKernel<<<gridFor(BL * N), 256, 0, stream()>>>(dC32.as<float>(), dC, BL * N);
+  long long T = backwardChunk(s);
+  long long nc = (s.L + T - 1) / T;
+  dim3 grid = chunkGrid(s, nc);
+  long long warps = (E + 31) / 32;
+  long long slots = s.B * nc;
+  Scratch dBpart(BL * N * warps * sizeof(float)), dCpart(BL * N * warps * sizeof(float));
+  Scratch dApart(slots * E * N * sizeof(float));
+  Scratch dDpart(dD.present() ? slots * E * sizeof(float) : 0), dbiasPart(dbias.present() ? slots * E * sizeof(float) : 0);
+  ScanGrads gr{du, ddelta, dz, dh0, dBpart.as<float>(), dCpart.as<float>(), dApart.as<float>(),
+               dD.present() ? dDpart.as<float>() : nullptr, dbias.present() ? dbiasPart.as<float>() : nullptr, warps};
+  if (nc == 1) {
+    MCUDA_BY_STATE(N, chunkBackwardKernel, CHUNK_LAUNCH(grid), s, dy, dhLast, T, nc, nullptr, nullptr, gr);
+  } else {
+    long long chunkStates = stateCount * nc;
+    Scratch P(chunkStates * sizeof(float)), local(chunkStates * sizeof(float));
+    Scratch entry(chunkStates * sizeof(float)), exitAdjoint(chunkStates * sizeof(float));
+    MCUDA_BY_STATE(N, chunkSummaryKernel, CHUNK_LAUNCH(grid), s, T, nc, P.as<float>(), local.as<float>());
+    chunkCarryKernel<<<gridFor(stateCount), 256, 0, stream()>>>(s, nc, P.as<float>(), local.as<float>(), entry.as<float>());
+    MCUDA_BY_STATE(N, chunkAdjointKernel, CHUNK_LAUNCH(grid), s, dy, T, nc, local.as<float>());
+    adjointCarryKernel<<<gridFor(stateCount), 256, 0, stream()>>>(s, nc, P.as<float>(), local.as<float>(), dhLast,
+                                                                  exitAdjoint.as<float>());
+    MCUDA_BY_STATE(N, chunkBackwardKernel, CHUNK_LAUNCH(grid), s, dy, dhLast, T, nc, entry.as<float>(),
+                   exitAdjoint.as<float>(), gr);
   }
-  if (dD.present() && E > 0) toDtypeKernel<<<gridFor(E), 256, 0, stream()>>>(dD32.as<float>(), dD, E);
-  if (dbias.present() && E > 0) toDtypeKernel<<<gridFor(E), 256, 0, stream()>>>(dbias32.as<float>(), dbias, E);
+  sumInnerPartsKernel<<<gridFor(BL * N), 256, 0, stream()>>>(dBpart.as<float>(), BL * N, warps, dB);
+  sumInnerPartsKernel<<<gridFor(BL * N), 256, 0, stream()>>>(dCpart.as<float>(), BL * N, warps, dC);
+  sumOuterPartsKernel<<<gridFor(E * N), 256, 0, stream()>>>(dApart.as<float>(), E * N, slots, dA);
+  if (dD.present()) sumOuterPartsKernel<<<gridFor(E), 256, 0, stream()>>>(dDpart.as<float>(), E, slots, dD);
+  if (dbias.present()) sumOuterPartsKernel<<<gridFor(E), 256, 0, stream()>>>(dbiasPart.as<float>(), E, slots, dbias);
 }
 
 /** state, x, delta, A, B, C, D?, z?, deltaBias?, softplus, batch, channels, stateSize, y, stateOut */
