@@ -29,3 +29,28 @@ struct ProfileRow {
 std::vector<ProfileRow> profileCollect();
 
 }  // namespace mcuda
+
+namespace mcuda {
+
+/** Times the enclosing scope's GPU work as `label` (a nested row of the profile) while profiling is on. */
+class ProfileRange {
+ public:
+  explicit ProfileRange(int label) : token_(profiling() ? profileBegin(label) : -1) {}
+  ~ProfileRange() {
+    if (token_ >= 0) profileEnd(token_);
+  }
+  ProfileRange(const ProfileRange&) = delete;
+  ProfileRange& operator=(const ProfileRange&) = delete;
+
+ private:
+  int token_;
+};
+
+}  // namespace mcuda
+
+/** MCUDA_PROFILE_RANGE("scan.backward"): a nested profile row for the rest of the scope (label interned once). */
+#define MCUDA_PROFILE_CAT2(a, b) a##b
+#define MCUDA_PROFILE_CAT(a, b) MCUDA_PROFILE_CAT2(a, b)
+#define MCUDA_PROFILE_RANGE(name)                                                         \
+  static const int MCUDA_PROFILE_CAT(mcudaLabel_, __LINE__) = ::mcuda::labelId("  " name); \
+  ::mcuda::ProfileRange MCUDA_PROFILE_CAT(mcudaRange_, __LINE__)(MCUDA_PROFILE_CAT(mcudaLabel_, __LINE__))

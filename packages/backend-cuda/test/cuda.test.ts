@@ -139,4 +139,27 @@ describeGpu('cuda backend', () => {
     }
     T.dispose([got.value, ...got.grads, want.value, ...want.grads, ...Object.values(cpuInputs), ...Object.values(gpuInputs)]);
   });
+
+  test('reductions split over blocks (few long rows or columns) match cpu, NaN kept by max', async () => {
+    const long = on('cpu', () => T.randomNormal([3, 70_001], { seed: 21 }));
+    const tall = on('cpu', () => T.randomNormal([9_000, 3], { seed: 22 }));
+    const withNaN = on('cpu', () => T.tensor(Float32Array.from({ length: 40_000 }, (_, i) => (i === 31_337 ? NaN : i % 97))));
+    const cases: [string, (x: T.Tensor) => T.Tensor, T.Tensor][] = [
+      ['sum of long rows', (x) => T.sum(x, -1), long],
+      ['sum of everything', (x) => T.sum(x), long],
+      ['max of long rows', (x) => T.max(x, -1), long],
+      ['sum down few columns', (x) => T.sum(x, 0), tall],
+      ['max with a NaN', (x) => T.max(x), withNaN],
+    ];
+    for (const [label, f, x] of cases) {
+      const want = on('cpu', () => f(x));
+      const got = T.tidy(() => f(toCuda(x)));
+      const a = await got.toFloat32();
+      const b = want.toFloat32Sync();
+      if (label === 'max with a NaN') expect(Number.isNaN(a[0]), label).toBe(true);
+      else expect(violation(a, b, 1e-3, 1e-5), label).toBeLessThanOrEqual(1);
+      T.dispose([got, want]);
+    }
+    T.dispose([long, tall, withNaN]);
+  });
 });

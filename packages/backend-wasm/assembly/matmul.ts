@@ -4,9 +4,9 @@
 
 const MR = 4;
 const NR = 8;
-const KC = 256;
-const MC = 128;
-const NC = 2048;
+const KC = 512;
+const MC = 64;
+const NC = 1024;
 
 /** Scratch bytes the caller must provide (packed panels of A and B plus one edge tile). */
 export function gemmScratchBytes(): i32 {

@@ -4,7 +4,6 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import asc from 'assemblyscript/asc';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const ASC_FLAGS = ['-O3', '--runtime', 'stub', '--noAssert', '--enable', 'simd'];
@@ -31,6 +30,7 @@ export function generatedHash() {
 }
 
 export async function buildWasm() {
+  const { default: asc } = await import('assemblyscript/asc');
   mkdirSync(join(root, 'build'), { recursive: true });
   const outFile = join(root, 'build/kernels.wasm');
   const { error, stderr } = await asc.main(['assembly/index.ts', ...ASC_FLAGS, '--outFile', outFile], { stdout: process.stdout, stderr: process.stderr, baseDir: root });

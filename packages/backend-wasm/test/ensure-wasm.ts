@@ -1,6 +1,5 @@
 // Vitest global setup: recompiles the AssemblyScript kernels when src/generated/kernels-wasm.ts is older than them.
 export default async function ensureWasm(): Promise<void> {
-  // @ts-expect-error — a plain .mjs build script without type declarations.
   const build = await import('../scripts/build-wasm.mjs');
   if (build.generatedHash() !== build.sourceHash()) await build.buildWasm();
 }

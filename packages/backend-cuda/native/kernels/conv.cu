@@ -6,6 +6,7 @@
 // without one). Backward: g = dy·act'(pre) is formed once; dx (and the initial state's gradient) gathers g along
 // the W taps; dweight/dbias sum over (b, t) in per-slice partials, then across slices (deterministic).
 #include "device.cuh"
+#include "../profile.h"
 
 namespace mcuda {
 namespace {
@@ -134,6 +135,7 @@ void causalConv1dGradOp(Args& a) {
   Out dx = readOut(a), dweight = readOut(a), dbias = readOut(a), dinit = readOut(a);
   long long n = d.B * d.L * d.E;
   Scratch g(n * sizeof(float));
+  MCUDA_PROFILE_RANGE("conv.backward (input and weight)");
   if (n > 0) convPreGradKernel<<<gridFor(n), 256, 0, stream()>>>(in, d, dy, g.as<float>());
   long long inputs = d.B * (d.L + d.W - 1) * d.E;
   if (d.L == 0 && dinit.present()) zeroFill(dinit.p, d.B * d.E * (d.W - 1) * bytesOf(dinit.dtype));
@@ -145,6 +147,7 @@ void causalConv1dGradOp(Args& a) {
   long long rowsPerSlice = rows == 0 ? 1 : (rows + slices - 1) / slices;
   if (d.E == 0) return;
   Scratch partial(sizeof(float) * slices * d.E * (d.W + 1));
+  MCUDA_PROFILE_RANGE("conv.backward weight");
   dim3 grid(blocksFor(d.E, 128), static_cast<unsigned>(d.W + 1), static_cast<unsigned>(slices));
   convWeightGradKernel<<<grid, 128, 0, stream()>>>(in, d, g.as<float>(), partial.as<float>(), rowsPerSlice);
   convWeightGradSumKernel<<<gridFor(d.E * (d.W + 1)), 256, 0, stream()>>>(partial.as<float>(), slices, d, dweight, dbias);

@@ -11,8 +11,10 @@
 // replays itself from its entry state and writes y. Backward does the same for the adjoint running backwards
 // (dh_{t−1} = a_t·(dh_t + g_t·C_t)), then each chunk recomputes its own states from its entry state (in registers
 // and local memory, at most kBackwardChunk steps) and walks them in reverse. One thread owns one (b, chunk, e);
-// B/C gradients are summed over e within a warp, then added atomically; dA, dD and dbias atomically per thread.
+// B/C gradients are summed over e within a warp into per-warp partials, dA, dD and dbias into per-thread partials;
+// small kernels then add the partials up in a fixed order (deterministic, no atomics).
 #include "device.cuh"
+#include "../profile.h"
 
 namespace mcuda {
 namespace {
@@ -445,7 +447,10 @@ void selectiveScanOp(Args& a) {
   }
   long long chunkStates = stateCount * nc;
   Scratch P(chunkStates * sizeof(float)), hloc(chunkStates * sizeof(float)), entry(chunkStates * sizeof(float));
-  MCUDA_BY_STATE(s.N, chunkSummaryKernel, CHUNK_LAUNCH(grid), s, T, nc, P.as<float>(), hloc.as<float>());
+  {
+    MCUDA_PROFILE_RANGE("scan.forward summaries+carries");
+    MCUDA_BY_STATE(s.N, chunkSummaryKernel, CHUNK_LAUNCH(grid), s, T, nc, P.as<float>(), hloc.as<float>());
+  }
   chunkCarryKernel<<<gridFor(stateCount), 256, 0, stream()>>>(s, nc, P.as<float>(), hloc.as<float>(), entry.as<float>());
   MCUDA_BY_STATE(s.N, chunkOutputKernel, CHUNK_LAUNCH(grid), s, T, nc, entry.as<float>(), y, hLast);
 }
@@ -483,19 +488,31 @@ void selectiveScanGradOp(Args& a) {
   ScanGrads gr{du, ddelta, dz, dh0, dBpart.as<float>(), dCpart.as<float>(), dApart.as<float>(),
                dD.present() ? dDpart.as<float>() : nullptr, dbias.present() ? dbiasPart.as<float>() : nullptr, warps};
   if (nc == 1) {
+    MCUDA_PROFILE_RANGE("scan.backward chunks");
     MCUDA_BY_STATE(N, chunkBackwardKernel, CHUNK_LAUNCH(grid), s, dy, dhLast, T, nc, nullptr, nullptr, gr);
   } else {
     long long chunkStates = stateCount * nc;
     Scratch P(chunkStates * sizeof(float)), local(chunkStates * sizeof(float));
     Scratch entry(chunkStates * sizeof(float)), exitAdjoint(chunkStates * sizeof(float));
-    MCUDA_BY_STATE(N, chunkSummaryKernel, CHUNK_LAUNCH(grid), s, T, nc, P.as<float>(), local.as<float>());
-    chunkCarryKernel<<<gridFor(stateCount), 256, 0, stream()>>>(s, nc, P.as<float>(), local.as<float>(), entry.as<float>());
-    MCUDA_BY_STATE(N, chunkAdjointKernel, CHUNK_LAUNCH(grid), s, dy, T, nc, local.as<float>());
-    adjointCarryKernel<<<gridFor(stateCount), 256, 0, stream()>>>(s, nc, P.as<float>(), local.as<float>(), dhLast,
-                                                                  exitAdjoint.as<float>());
+    {
+      MCUDA_PROFILE_RANGE("scan.backward summaries");
+      MCUDA_BY_STATE(N, chunkSummaryKernel, CHUNK_LAUNCH(grid), s, T, nc, P.as<float>(), local.as<float>());
+    }
+    {
+      MCUDA_PROFILE_RANGE("scan.backward carries");
+      chunkCarryKernel<<<gridFor(stateCount), 256, 0, stream()>>>(s, nc, P.as<float>(), local.as<float>(), entry.as<float>());
+    }
+    {
+      MCUDA_PROFILE_RANGE("scan.backward adjoints");
+      MCUDA_BY_STATE(N, chunkAdjointKernel, CHUNK_LAUNCH(grid), s, dy, T, nc, local.as<float>());
+      adjointCarryKernel<<<gridFor(stateCount), 256, 0, stream()>>>(s, nc, P.as<float>(), local.as<float>(), dhLast,
+                                                                    exitAdjoint.as<float>());
+    }
+    MCUDA_PROFILE_RANGE("scan.backward chunks");
     MCUDA_BY_STATE(N, chunkBackwardKernel, CHUNK_LAUNCH(grid), s, dy, dhLast, T, nc, entry.as<float>(),
                    exitAdjoint.as<float>(), gr);
   }
+  MCUDA_PROFILE_RANGE("scan.backward partial sums");
   sumInnerPartsKernel<<<gridFor(BL * N), 256, 0, stream()>>>(dBpart.as<float>(), BL * N, warps, dB);
   sumInnerPartsKernel<<<gridFor(BL * N), 256, 0, stream()>>>(dCpart.as<float>(), BL * N, warps, dC);
   sumOuterPartsKernel<<<gridFor(E * N), 256, 0, stream()>>>(dApart.as<float>(), E * N, slots, dA);

@@ -105,9 +105,11 @@ function matmulCase(): KernelCase {
     ['1xK·KxN', [1, 11], [11, 6], false, false],
     ['batched broadcast', [2, 3, 5, 7], [3, 7, 6], false, false],
     ['batch-1 broadcast transB', [1, 5, 7], [3, 9, 7], false, true],
-    ['blocked 33x261·261x19', [33, 261], [261, 19], false, false],
-    ['blocked transB 45x67·70x67', [45, 67], [70, 67], false, true],
-    ['blocked transA 261x21·261x35', [261, 21], [261, 35], true, false],
+    // Larger shapes cross the blocking sizes of fast GEMMs (k blocks of 256 or 512, m blocks of 64 or 128, n > 1024).
+    ['blocked 67x261·261x19', [67, 261], [261, 19], false, false],
+    ['k-blocked transB 9x601·(13x601)ᵀ', [9, 601], [13, 601], false, true],
+    ['k-blocked transA (601x21)ᵀ·601x35', [601, 21], [601, 35], true, false],
+    ['n-blocked 5x9·9x1031', [5, 9], [9, 1031], false, false],
   ];
   return {
     dtypes: 'float',
