@@ -29,6 +29,8 @@ export interface BenchOptions {
   json: boolean;
   quiet: boolean;
   seed: number;
+  /** Per-layer activation checkpointing in the training modes. */
+  recompute: boolean;
 }
 
 export class BenchUsageError extends Error {
@@ -59,6 +61,7 @@ Options:
   --json                 print report.json to stdout instead of the Markdown table
   --quiet                no progress bar
   --seed N               seed of weights and data (default 0)
+  --recompute            per-layer activation checkpointing while training (less memory, one more forward)
   --help                 this help`;
 
 function list(text: string): string[] {
@@ -93,7 +96,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | null {
       allowPositionals: false,
       options: {
         ...Object.fromEntries(STRING_OPTIONS.map((n) => [n, { type: 'string' as const }])),
-        ...Object.fromEntries(['json', 'quiet', 'help'].map((n) => [n, { type: 'boolean' as const }])),
+        ...Object.fromEntries(['json', 'quiet', 'help', 'recompute'].map((n) => [n, { type: 'boolean' as const }])),
       },
     }).values as Record<string, string | boolean | undefined>;
   } catch (e) {
@@ -135,5 +138,6 @@ export function parseBenchArgs(argv: string[]): BenchOptions | null {
     json: Boolean(values.json),
     quiet: Boolean(values.quiet),
     seed: int('seed', s('seed'), 0, 0),
+    recompute: Boolean(values.recompute),
   };
 }

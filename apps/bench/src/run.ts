@@ -74,7 +74,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     (opts.modes.includes('decode') ? 2 * (opts.decodeTokens + 1) : 0) +
     scaling.length * 6;
   const progress = new Progress(totalWork, !opts.quiet && !opts.json);
-  const settings = { batchSize: opts.batchSize, seqLen: opts.seqLen, steps: opts.steps, warmup: opts.warmup, seed: opts.seed, lora: { rank: opts.loraRank, alpha: opts.loraAlpha, targets: opts.loraTargets } };
+  const settings = { batchSize: opts.batchSize, seqLen: opts.seqLen, steps: opts.steps, warmup: opts.warmup, seed: opts.seed, lora: { rank: opts.loraRank, alpha: opts.loraAlpha, targets: opts.loraTargets }, recompute: opts.recompute };
 
   const training: TrainResult[] = [];
   const inference: InferResult[] = [];

@@ -36,6 +36,7 @@ export interface TrainSettings {
   warmup: number;
   seed: number;
   lora: { rank: number; alpha: number; targets: string[] };
+  recompute: boolean;
 }
 
 export interface StepMeasurement {
@@ -97,6 +98,7 @@ export async function benchTraining(model: MambaLM, mode: TrainMode, s: TrainSet
   const [method, precision] = mode.split('-') as ['full' | 'lora', 'fp32' | 'bf16' | 'f16'];
   if (method === 'lora') applyLora(model, { r: s.lora.rank, alpha: s.lora.alpha, targets: s.lora.targets, seed: s.seed });
   applyPrecision(model, precision);
+  model.recompute = s.recompute;
   const params = model.trainableParameters();
   const optimizer = new AdamW(params, { lr: 1e-4, weightDecay: 0 });
   const ids = randomIds(s.batchSize, s.seqLen, model.config.vocabSize, s.seed + 1);
@@ -112,6 +114,7 @@ export async function benchTraining(model: MambaLM, mode: TrainMode, s: TrainSet
     optimizer.dispose();
     if (method === 'lora') removeLora(model);
     model.computeDType = 'f32';
+    model.recompute = false;
   }
   return {
     mode,

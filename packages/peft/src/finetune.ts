@@ -79,6 +79,8 @@ export interface FinetuneOptions {
   onBadLine?: BadLinePolicy;
   /** f16 loss-scaling settings. */
   lossScale?: LossScalerOptions;
+  /** Per-layer activation checkpointing: less memory per token for one more forward pass. */
+  recompute?: boolean;
   /** No progress bar or messages. */
   quiet?: boolean;
   /** Where progress goes (default process.stderr). */
@@ -165,6 +167,7 @@ function resolveOptions(o: FinetuneOptions): Resolved {
     alpha: o.alpha ?? 2 * rank,
     loraDropout: o.loraDropout ?? 0,
     rslora: o.rslora ?? false,
+    recompute: o.recompute ?? false,
     lr: o.lr ?? (mode === 'lora' ? 2e-3 : 1e-4),
     steps: o.steps,
     batchSize: o.batchSize ?? 4,
@@ -282,6 +285,7 @@ export async function runFinetune(options: FinetuneOptions): Promise<FinetuneRes
   try {
     if (!tokenizer) throw new Error(`${join(o.model, 'tokenizer.json')}: file not found; fine-tuning needs the tokenizer to encode the data.`);
     applyPrecision(model, o.precision);
+    model.recompute = o.recompute;
     if (o.mode === 'lora') {
       applyLora(model, { r: o.rank, alpha: o.alpha, dropout: o.loraDropout, useRslora: o.rslora, targets: o.loraTargets, seed: o.seed }, '--lora-targets');
     }

@@ -1,6 +1,6 @@
 import {
-  Embedding, Linear, Module, ModuleList, RMSNorm, add, cast, concat, linearCrossEntropy, matmul, narrow, reshape,
-  tensor, type DType, type Parameter, type Tensor,
+  Embedding, Linear, Module, ModuleList, RMSNorm, add, cast, checkpoint, concat, linearCrossEntropy, matmul, narrow,
+  reshape, tensor, type DType, type Parameter, type Tensor,
 } from '@mamba-ts/tensor';
 import type { MambaConfig } from './config.js';
 import { MambaMixer } from './mixer.js';
@@ -53,6 +53,11 @@ export class MambaLM extends Module {
   readonly backbone: MambaBackbone;
   /** dtype of activations and matmul inputs; the residual stream, norms and the scan state stay fp32. */
   computeDType: DType = 'f32';
+  /**
+   * Activation checkpointing per layer while training: only each layer's input is kept for the backward pass, which
+   * recomputes the layer. Less memory per token for one more forward pass.
+   */
+  recompute = false;
 
   constructor(
     readonly config: MambaConfig,
@@ -78,10 +83,14 @@ export class MambaLM extends Module {
     let residual = this.#toResidual(this.backbone.embeddings.forward(ids));
     const next: LayerState[] = [];
     this.backbone.layers.items.forEach((block, i) => {
-      const u = cast(block.norm.forward(residual), this.computeDType);
-      const { out, state: s } = block.mixer.forward(u, state?.layers[i]);
-      residual = add(residual, cast(out, residual.dtype));
-      next.push(s);
+      const layer = (res: Tensor): Tensor[] => {
+        const u = cast(block.norm.forward(res), this.computeDType);
+        const { out, state: s } = block.mixer.forward(u, state?.layers[i]);
+        return [add(res, cast(out, res.dtype)), s.conv, s.ssm];
+      };
+      const [res, conv, ssm] = this.recompute ? checkpoint(layer, [residual]) : layer(residual);
+      residual = res;
+      next.push({ conv, ssm });
     });
     const hidden = cast(this.backbone.norm_f.forward(residual), this.computeDType);
     return { hidden, state: new MambaState(next) };

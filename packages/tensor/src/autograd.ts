@@ -16,3 +16,11 @@ export function grad(f: () => Tensor, xs: readonly Tensor[]): Tensor[] {
 export function noGrad<T>(f: () => T): T {
   return engine().noGrad(f);
 }
+
+/**
+ * Activation checkpointing: `f(...inputs)` keeps no activations for backprop; the backward pass recomputes them.
+ * Trades one extra forward of `f` for the memory of its intermediates.
+ */
+export function checkpoint(f: (...inputs: Tensor[]) => Tensor[], inputs: readonly Tensor[]): Tensor[] {
+  return engine().checkpoint(f, inputs);
+}

@@ -34,6 +34,8 @@ interface Tape {
 
 type Scope = Set<Tensor>;
 
+const CHECKPOINT = '__checkpoint';
+
 /**
  * Owns the backends, the kernel and gradient registries, the autograd tape and the tidy scopes.
  * One engine per process (stored on globalThis, so duplicate copies of this module still share it).
@@ -254,16 +256,41 @@ export class Engine {
       if (!(value instanceof Tensor) || value.size !== 1) {
         throw new Error(`valueAndGrad: the function must return a one-element tensor, got ${describe(value)}.`);
       }
-      const grads = this.noGrad(() => this.#backprop(tape, value, xs, owned));
+      const grads = this.noGrad(() => {
+        const seed = this.runKernel('fill', [], { shape: value.shape, dtype: value.dtype, value: 1 })[0];
+        const leaves = this.#backprop(tape, new Map([[value.id, seed]]), new Set([value, ...xs]), owned);
+        return xs.map((x) => {
+          const g = leaves.get(x.id);
+          if (!g) return this.runKernel('fill', [], { shape: x.shape, dtype: x.dtype, value: 0 })[0];
+          return g.dtype === x.dtype ? g : this.runKernel('cast', [g], { dtype: x.dtype })[0];
+        });
+      });
       return { value, grads };
     });
   }
 
   /**
-   * Reverse pass over the tape. Memory is given back as it goes: a node's output gradients once its input gradients
-   * exist, and an activation (a tensor made inside `f`) once the earliest node that uses it has been processed.
+   * Runs `f(...inputs)` keeping none of its activations for the backward pass: only `inputs` are saved, and
+   * backprop runs `f` again (recording) before differentiating it. Gradients reach the inputs and every tracked
+   * tensor `f` reads from its closure (parameters). Outside gradient recording it is just `f(...inputs)`.
    */
-  #backprop(tape: Tape, value: Tensor, xs: readonly Tensor[], owned: ReadonlySet<Tensor>): Tensor[] {
+  checkpoint(f: (...inputs: Tensor[]) => Tensor[], inputs: readonly Tensor[]): Tensor[] {
+    const tape = this.#tape;
+    if (!tape || this.#gradDisabled > 0) return f(...inputs);
+    const outputs = this.tidy(() => this.noGrad(() => f(...inputs)));
+    tape.nodes.push({ kernel: CHECKPOINT, inputs, outputs, attrs: { fn: f } });
+    for (const t of [...inputs, ...outputs]) tape.held.add(t);
+    for (const o of outputs) if (o.dtype !== 'i32') tape.tracked.add(o.id);
+    return outputs;
+  }
+
+  /**
+   * Reverse pass over a tape from `seeds` (gradients of some outputs); returns the gradients that reach leaves
+   * (tracked tensors no node of this tape produced). Memory is given back as it goes: a node's output gradients
+   * once its input gradients exist, an activation (a tensor in `owned`, not in `keep`) once the earliest node that
+   * uses it has been processed. Seeds belong to the caller and are never disposed here.
+   */
+  #backprop(tape: Tape, seeds: ReadonlyMap<number, Tensor>, keep: ReadonlySet<Tensor>, owned: ReadonlySet<Tensor>): Map<number, Tensor> {
     const grads = new Map<number, Tensor>();
     const gradRefs = new Map<Tensor, number>();
     const setGrad = (id: number, g: Tensor): void => {
@@ -281,49 +308,77 @@ export class Engine {
         g.dispose();
       }
     };
-    const kept = new Set<Tensor>([value, ...xs]);
+    const addGrad = (id: number, g: Tensor): void => {
+      const prev = grads.get(id);
+      if (!prev) return setGrad(id, g);
+      const sum = this.runKernel('add', [prev, g])[0];
+      dropGrad(id);
+      setGrad(id, sum);
+    };
+    for (const [id, g] of seeds) {
+      setGrad(id, g);
+      gradRefs.set(g, gradRefs.get(g)! + 1); // the caller's: never reaches zero here
+    }
     const lastNeededAt = new Map<Tensor, number>();
     tape.nodes.forEach((n, i) => {
       for (const t of [...n.inputs, ...n.outputs]) if (!lastNeededAt.has(t)) lastNeededAt.set(t, i);
     });
-    const releaseActivations = (i: number): void => {
-      const node = tape.nodes[i];
-      for (const t of [...node.inputs, ...node.outputs]) {
-        if (lastNeededAt.get(t) === i && owned.has(t) && !kept.has(t) && !gradRefs.has(t)) t.dispose();
-      }
-    };
 
-    setGrad(value.id, this.runKernel('fill', [], { shape: value.shape, dtype: value.dtype, value: 1 })[0]);
-    const xIds = new Set(xs.map((x) => x.id));
     for (let i = tape.nodes.length - 1; i >= 0; i--) {
       const node = tape.nodes[i];
       const dys = node.outputs.map((o) => grads.get(o.id) ?? null);
       if (dys.some((d) => d !== null)) {
-        const gradFn = this.#gradients.get(node.kernel);
-        if (!gradFn) throw new Error(`No gradient is registered for kernel "${node.kernel}".`);
-        const dxs = this.tidy(() => gradFn(dys, node)); // frees the gradient's own temporaries
-        node.inputs.forEach((input, k) => {
-          const dx = dxs[k];
-          if (!dx || !tape.tracked.has(input.id)) return;
-          if (!shapesEqual(dx.shape, input.shape)) {
-            throw new Error(
-              `Gradient of "${node.kernel}" input ${k} has shape ${formatShape(dx.shape)}, expected ${formatShape(input.shape)}.`,
-            );
+        if (node.kernel === CHECKPOINT) {
+          for (const [id, g] of this.#recompute(node, dys, tape.tracked)) {
+            if (tape.tracked.has(id)) addGrad(id, g);
+            else g.dispose();
           }
-          const prev = grads.get(input.id);
-          if (!prev) return setGrad(input.id, dx);
-          const sum = this.runKernel('add', [prev, dx])[0];
-          dropGrad(input.id);
-          setGrad(input.id, sum);
-        });
-        for (const o of node.outputs) if (!xIds.has(o.id)) dropGrad(o.id);
+        } else {
+          const gradFn = this.#gradients.get(node.kernel);
+          if (!gradFn) throw new Error(`No gradient is registered for kernel "${node.kernel}".`);
+          const dxs = this.tidy(() => gradFn(dys, node)); // frees the gradient's own temporaries
+          node.inputs.forEach((input, k) => {
+            const dx = dxs[k];
+            if (!dx || !tape.tracked.has(input.id)) return;
+            if (!shapesEqual(dx.shape, input.shape)) {
+              throw new Error(
+                `Gradient of "${node.kernel}" input ${k} has shape ${formatShape(dx.shape)}, expected ${formatShape(input.shape)}.`,
+              );
+            }
+            addGrad(input.id, dx);
+          });
+        }
+        for (const o of node.outputs) dropGrad(o.id);
       }
-      releaseActivations(i);
+      for (const t of [...node.inputs, ...node.outputs]) {
+        if (lastNeededAt.get(t) === i && owned.has(t) && !keep.has(t) && !gradRefs.has(t)) t.dispose();
+      }
     }
-    return xs.map((x) => {
-      const g = grads.get(x.id);
-      if (!g) return this.runKernel('fill', [], { shape: x.shape, dtype: x.dtype, value: 0 })[0];
-      return g.dtype === x.dtype ? g : this.runKernel('cast', [g], { dtype: x.dtype })[0];
+    return grads;
+  }
+
+  /** The backward of a checkpoint node: run its function again while recording, then backprop through that. */
+  #recompute(node: TapeNode, dys: readonly (Tensor | null)[], outerTracked: ReadonlySet<number>): Map<number, Tensor> {
+    const f = node.attrs.fn as (...inputs: Tensor[]) => Tensor[];
+    const disabled = this.#gradDisabled;
+    return this.tidy(() => {
+      const owned = this.#scopes.at(-1)!;
+      const tape: Tape = { nodes: [], tracked: new Set(outerTracked), held: new Set() };
+      for (const t of node.inputs) tape.tracked.add(t.id);
+      this.#tape = tape;
+      this.#gradDisabled = 0;
+      let outputs: Tensor[];
+      try {
+        outputs = f(...node.inputs);
+      } finally {
+        this.#tape = null;
+        this.#gradDisabled = disabled;
+      }
+      const seeds = new Map<number, Tensor>();
+      outputs.forEach((o, k) => dys[k] && seeds.set(o.id, dys[k]!));
+      const leaves = this.#backprop(tape, seeds, new Set(), owned);
+      for (const id of seeds.keys()) leaves.delete(id); // an output f did not compute (e.g. an input passed through)
+      return leaves;
     });
   }
 

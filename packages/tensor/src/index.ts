@@ -9,7 +9,7 @@ export { Tensor, asFloat32, type Storage } from './tensor.js';
 export * from './dtype.js';
 export * from './shape.js';
 export * from './half.js';
-export { valueAndGrad, grad, noGrad } from './autograd.js';
+export { valueAndGrad, grad, noGrad, checkpoint } from './autograd.js';
 export * from './ops/core.js';
 export * from './ops/math.js';
 export * from './ops/fused.js';

@@ -112,6 +112,47 @@ describe('autograd', () => {
     x.dispose();
   });
 
+  test('checkpoint gives the same gradients, for inputs and for parameters read from the closure', () => {
+    const x = T.tensor([0.3, -1.2, 0.7, 2.0], [2, 2]);
+    const w = T.tensor([0.5, -0.25, 1.5, 0.75], [2, 2]);
+    const b = T.tensor([0.1, -0.2]);
+    const block = (h: T.Tensor): T.Tensor => T.add(h, T.tanh(T.add(T.matmul(h, w), b)));
+    const plain = T.grad(() => T.sum(T.square(block(block(x)))), [x, w, b]);
+    const ckpt = T.grad(() => {
+      const [h1] = T.checkpoint((h) => [block(h)], [x]);
+      const [h2] = T.checkpoint((h) => [block(h)], [h1]);
+      return T.sum(T.square(h2));
+    }, [x, w, b]);
+    plain.forEach((g, i) => {
+      const a = g.toFloat32Sync();
+      const c = ckpt[i].toFloat32Sync();
+      a.forEach((v, j) => expect(c[j]).toBeCloseTo(v, 6));
+    });
+    T.dispose([x, w, b, ...plain, ...ckpt]);
+  });
+
+  test('checkpointed layers hold only their inputs during the forward', () => {
+    const n = 1 << 16;
+    const x = T.full([n], 0.1);
+    const layer = (h: T.Tensor): T.Tensor => T.tanh(T.tanh(T.tanh(T.tanh(h))));
+    const peakOf = (useCheckpoint: boolean): number => {
+      const before = T.memory('cpu').liveBytes;
+      T.resetPeak('cpu');
+      const [g] = T.grad(() => {
+        let h = x;
+        for (let i = 0; i < 8; i++) h = useCheckpoint ? T.checkpoint((v) => [layer(v)], [h])[0] : layer(h);
+        return T.sum(h);
+      }, [x]);
+      g.dispose();
+      return T.memory('cpu').peakBytes - before;
+    };
+    const plain = peakOf(false);
+    const ckpt = peakOf(true);
+    expect(plain).toBeGreaterThanOrEqual(32 * 4 * n);
+    expect(ckpt).toBeLessThan(plain / 2);
+    x.dispose();
+  });
+
   test('noGrad records nothing', () => {
     const x = T.tensor([3]);
     const [g] = T.grad(() => T.add(T.noGrad(() => T.square(x)), x), [x]);

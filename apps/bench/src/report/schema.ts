@@ -33,6 +33,7 @@ export interface BenchReport {
     modes: string[];
     lora: { rank: number; alpha: number; targets: string[] };
     seed: number;
+    recompute: boolean;
   };
   training: TrainResult[];
   ratios: { mode: string; tokensPerSecond: number; memoryPerTokenReduction: number }[];
