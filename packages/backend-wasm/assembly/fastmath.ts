@@ -21,7 +21,7 @@ let MAGIC = v128.load32_splat(EXP_DATA, 44);
 let BIAS = i32x4.splat(127 + <i32>load<f32>(EXP_DATA, 48));
 
 @inline export function expv(x: v128): v128 {
-  x = f32x4.max(f32x4.min(x, X_MAX), X_MIN);
+  x = f32x4.pmax(f32x4.pmin(x, X_MAX), X_MIN); // pmin/pmax: single x86 instructions; NaN in x still propagates
   const t = f32x4.add(f32x4.mul(x, LOG2E), MAGIC);
   const k = f32x4.sub(t, MAGIC);
   let r = f32x4.sub(x, f32x4.mul(k, LN2_HI));
@@ -76,7 +76,7 @@ let BIAS = i32x4.splat(127 + <i32>load<f32>(EXP_DATA, 48));
 
 /** softplus with PyTorch's threshold 20 (above it, the identity). */
 @inline export function softplusv(x: v128): v128 {
-  const sp = log1pv(expv(f32x4.min(x, f32x4.splat(20.0))));
+  const sp = log1pv(expv(f32x4.pmin(x, f32x4.splat(20.0))));
   return v128.bitselect(x, sp, f32x4.gt(x, f32x4.splat(20.0)));
 }
 

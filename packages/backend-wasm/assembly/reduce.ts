@@ -72,7 +72,7 @@ export function rowMax(p: usize, n: i32): f32 {
   let m: f32 = -Infinity;
   if (n >= 4) {
     let v = v128.load(p);
-    for (i = 4; i + 4 <= n; i += 4) v = f32x4.max(v, v128.load(p + (<usize>i << 2)));
+    for (i = 4; i + 4 <= n; i += 4) v = f32x4.pmax(v, v128.load(p + (<usize>i << 2)));
     m = hmax(v);
   }
   for (; i < n; i++) m = max(m, load<f32>(p + (<usize>i << 2)));

@@ -44,21 +44,38 @@ export function wasmBytes(): Uint8Array<ArrayBuffer> {
   return bytes;
 }
 
-function checkSimd(): void {
-  if (typeof WebAssembly !== 'object') throw new Error('backend-wasm: this JavaScript runtime has no WebAssembly.');
+function checkWebAssembly(): void {
+  if (typeof WebAssembly !== 'object') throw new Error('backend-wasm: this JavaScript runtime has no WebAssembly; use the cpu backend.');
+}
+
+function compileError(e: unknown): Error {
+  return new Error(
+    'backend-wasm: this runtime cannot compile the kernels; they need WebAssembly SIMD (Node ≥ 16.4, Chrome ≥ 91, ' +
+      `Firefox ≥ 89, Safari ≥ 16.4) — use the cpu backend otherwise. (${(e as Error).message})`,
+  );
 }
 
 /** Compiles and instantiates the kernels asynchronously (works everywhere, required on browser main threads). */
 export async function instantiateKernels(): Promise<KernelExports> {
-  checkSimd();
-  const module = await WebAssembly.compile(wasmBytes());
+  checkWebAssembly();
+  let module: WebAssembly.Module;
+  try {
+    module = await WebAssembly.compile(wasmBytes());
+  } catch (e) {
+    throw compileError(e);
+  }
   const instance = await WebAssembly.instantiate(module, {});
   return instance.exports as unknown as KernelExports;
 }
 
 /** Synchronous instantiation (Node, workers; browsers refuse it on the main thread for modules this size). */
 export function instantiateKernelsSync(): KernelExports {
-  checkSimd();
-  const instance = new WebAssembly.Instance(new WebAssembly.Module(wasmBytes()), {});
-  return instance.exports as unknown as KernelExports;
+  checkWebAssembly();
+  let module: WebAssembly.Module;
+  try {
+    module = new WebAssembly.Module(wasmBytes());
+  } catch (e) {
+    throw compileError(e);
+  }
+  return new WebAssembly.Instance(module, {}).exports as unknown as KernelExports;
 }

@@ -153,4 +153,3 @@ export function elementwiseKernels(): Record<string, KernelFunc> {
   return table;
 }
 
-export type { TensorInfo };

@@ -1,6 +1,6 @@
 import type { KernelFunc, TensorInfo } from '@mamba-ts/tensor';
 import { bytesPerElement, sizeOf } from '@mamba-ts/tensor';
-import { stridesOf, wasmKernel, type Call } from './call.js';
+import { wasmKernel, type Call } from './call.js';
 
 const lastDim = (t: TensorInfo): number => t.shape[t.shape.length - 1];
 
@@ -240,4 +240,4 @@ export function fusedKernels(): Record<string, KernelFunc> {
   };
 }
 
-export { checkIndices, stridesOf };
+export { checkIndices };
