@@ -1,4 +1,5 @@
-import { describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { registerWasmBackend } from '@mamba-ts/backend-wasm';
 import * as T from '@mamba-ts/tensor';
 import { fromPretrained, generate, type MambaLM } from '@mamba-ts/ssm';
 import { FIXTURES, MAMBA_FIXTURES, generateFixture, maxViolation, reference } from './helpers.js';
@@ -11,76 +12,85 @@ function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, atol: numb
   expect(ratio, `${what}: worst element ${at}: ${got[at]} vs ${want[at]}`).toBeLessThanOrEqual(1);
 }
 
-describe.each(MAMBA_FIXTURES)('%s matches transformers (cpu backend)', (name) => {
-  const ref = reference(name);
-  const ids = ref.get('input_ids');
-
-  test('logits within 1e-4', async () => {
-    const model = await load(name);
-    const logits = T.tidy(() => model.forward(T.tensor(ids.data as Int32Array, ids.shape, 'i32')).logits);
-    expectClose(logits.toFloat32Sync(), ref.get('logits').data as Float32Array, 1e-4, 1e-4, 'logits');
-    logits.dispose();
-    model.dispose();
+/** The same parity checks on every backend this machine has (cuda runs them in its own GPU test package). */
+describe.each(['cpu', 'wasm'])('on the %s backend', (backend) => {
+  beforeAll(async () => {
+    if (backend === 'wasm') await registerWasmBackend();
+    T.setBackend(backend);
   });
+  afterAll(() => T.setBackend('cpu'));
 
-  test('loss and the gradient of every parameter', async () => {
-    const model = await load(name);
-    const params = [...model.namedParameters()];
-    const idsT = T.tensor(ids.data as Int32Array, ids.shape, 'i32');
-    const { value, grads } = T.valueAndGrad(() => model.loss(idsT), params.map(([, p]) => p.value));
-    expect(value.toFloat32Sync()[0]).toBeCloseTo((ref.get('loss').data as Float32Array)[0], 5);
-    params.forEach(([pname], i) => {
-      const want = ref.get(`grad.${pname}`).data as Float32Array;
-      expectClose(grads[i].toFloat32Sync(), want, 1e-5, 1e-3, `grad.${pname}`);
-    });
-    T.dispose([value, idsT, ...grads]);
-    model.dispose();
-  });
+  describe.each(MAMBA_FIXTURES)('%s matches transformers', (name) => {
+    const ref = reference(name);
+    const ids = ref.get('input_ids');
 
-  test('with per-layer recomputation the gradients are the same', async () => {
-    const model = await load(name);
-    model.recompute = true;
-    const params = [...model.namedParameters()];
-    const idsT = T.tensor(ids.data as Int32Array, ids.shape, 'i32');
-    const { value, grads } = T.valueAndGrad(() => model.loss(idsT), params.map(([, p]) => p.value));
-    expect(value.toFloat32Sync()[0]).toBeCloseTo((ref.get('loss').data as Float32Array)[0], 5);
-    params.forEach(([pname], i) => expectClose(grads[i].toFloat32Sync(), ref.get(`grad.${pname}`).data as Float32Array, 1e-5, 1e-3, `grad.${pname}`));
-    T.dispose([value, idsT, ...grads]);
-    model.dispose();
-  });
-
-  test('recurrent steps give the parallel logits, token for token', async () => {
-    const model = await load(name);
-    const [B, L] = ids.shape;
-    const V = model.config.vocabSize;
-    const idv = ids.data as Int32Array;
-    const parallel = ref.get('logits').data as Float32Array;
-    let state = model.emptyState(B).keep();
-    for (let t = 0; t < L; t++) {
-      const col = Int32Array.from({ length: B }, (_, b) => idv[b * L + t]);
-      const { logits, state: next } = T.tidy(() => {
-        const r = model.step(T.tensor(col, [B], 'i32'), state);
-        r.state.keep();
-        return r;
-      });
-      const got = logits.toFloat32Sync();
-      const want = new Float32Array(B * V);
-      for (let b = 0; b < B; b++) want.set(parallel.subarray((b * L + t) * V, (b * L + t + 1) * V), b * V);
-      expectClose(got, want, 1e-4, 1e-4, `step ${t}`);
+    test('logits within 1e-4', async () => {
+      const model = await load(name);
+      const logits = T.tidy(() => model.forward(T.tensor(ids.data as Int32Array, ids.shape, 'i32')).logits);
+      expectClose(logits.toFloat32Sync(), ref.get('logits').data as Float32Array, 1e-4, 1e-4, 'logits');
       logits.dispose();
-      state.dispose();
-      state = next;
-    }
-    state.dispose();
-    model.dispose();
-  });
+      model.dispose();
+    });
 
-  test('greedy generation equals transformers generate()', async () => {
-    const model = await load(name);
-    const fx = generateFixture(name);
-    const [out] = await generate(model, [fx.prompt_ids], { greedy: true, maxNewTokens: fx.new_ids.length, stopTokens: [] });
-    expect(out).toEqual(fx.new_ids);
-    model.dispose();
+    test('loss and the gradient of every parameter', async () => {
+      const model = await load(name);
+      const params = [...model.namedParameters()];
+      const idsT = T.tensor(ids.data as Int32Array, ids.shape, 'i32');
+      const { value, grads } = T.valueAndGrad(() => model.loss(idsT), params.map(([, p]) => p.value));
+      expect(value.toFloat32Sync()[0]).toBeCloseTo((ref.get('loss').data as Float32Array)[0], 5);
+      params.forEach(([pname], i) => {
+        const want = ref.get(`grad.${pname}`).data as Float32Array;
+        expectClose(grads[i].toFloat32Sync(), want, 1e-5, 1e-3, `grad.${pname}`);
+      });
+      T.dispose([value, idsT, ...grads]);
+      model.dispose();
+    });
+
+    test('with per-layer recomputation the gradients are the same', async () => {
+      const model = await load(name);
+      model.recompute = true;
+      const params = [...model.namedParameters()];
+      const idsT = T.tensor(ids.data as Int32Array, ids.shape, 'i32');
+      const { value, grads } = T.valueAndGrad(() => model.loss(idsT), params.map(([, p]) => p.value));
+      expect(value.toFloat32Sync()[0]).toBeCloseTo((ref.get('loss').data as Float32Array)[0], 5);
+      params.forEach(([pname], i) => expectClose(grads[i].toFloat32Sync(), ref.get(`grad.${pname}`).data as Float32Array, 1e-5, 1e-3, `grad.${pname}`));
+      T.dispose([value, idsT, ...grads]);
+      model.dispose();
+    });
+
+    test('recurrent steps give the parallel logits, token for token', async () => {
+      const model = await load(name);
+      const [B, L] = ids.shape;
+      const V = model.config.vocabSize;
+      const idv = ids.data as Int32Array;
+      const parallel = ref.get('logits').data as Float32Array;
+      let state = model.emptyState(B).keep();
+      for (let t = 0; t < L; t++) {
+        const col = Int32Array.from({ length: B }, (_, b) => idv[b * L + t]);
+        const { logits, state: next } = T.tidy(() => {
+          const r = model.step(T.tensor(col, [B], 'i32'), state);
+          r.state.keep();
+          return r;
+        });
+        const got = logits.toFloat32Sync();
+        const want = new Float32Array(B * V);
+        for (let b = 0; b < B; b++) want.set(parallel.subarray((b * L + t) * V, (b * L + t + 1) * V), b * V);
+        expectClose(got, want, 1e-4, 1e-4, `step ${t}`);
+        logits.dispose();
+        state.dispose();
+        state = next;
+      }
+      state.dispose();
+      model.dispose();
+    });
+
+    test('greedy generation equals transformers generate()', async () => {
+      const model = await load(name);
+      const fx = generateFixture(name);
+      const [out] = await generate(model, [fx.prompt_ids], { greedy: true, maxNewTokens: fx.new_ids.length, stopTokens: [] });
+      expect(out).toEqual(fx.new_ids);
+      model.dispose();
+    });
   });
 });
 

@@ -183,7 +183,7 @@ export class Engine {
     for (const [i, t] of inputs.entries()) {
       if (t.storage.backend !== backend) {
         throw new Error(
-          `${kernelName}: input ${i} lives on backend "${t.backend}" but input 0 on "${backend.name}"; move tensors with toBackend() first.`,
+          `${kernelName}: input ${i} lives on backend "${t.backend}" but input 0 on "${backend.name}"; copy one with "await toBackend(tensor, name)" first.`,
         );
       }
     }

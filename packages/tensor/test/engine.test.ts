@@ -207,7 +207,15 @@ describe('backends and fallback', () => {
     const a = T.full([2], 1);
     T.setBackend('cpu');
     const b = T.ones([2]);
-    expect(() => T.add(b, a)).toThrow(/input 1 lives on backend "partial" but input 0 on "cpu"/);
+    expect(() => T.add(b, a)).toThrow(/input 1 lives on backend "partial" but input 0 on "cpu"; copy one with "await toBackend/);
+    T.dispose([a, b]);
+  });
+
+  test('toBackend copies a tensor to another backend', async () => {
+    const a = T.tensor([1.5, -2], [2], 'bf16');
+    const b = await T.toBackend(a, 'partial');
+    expect([b.backend, b.dtype, ...b.shape]).toEqual(['partial', 'bf16', 2]);
+    expect(Array.from(b.toFloat32Sync())).toEqual([1.5, -2]);
     T.dispose([a, b]);
   });
 

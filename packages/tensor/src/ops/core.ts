@@ -105,3 +105,10 @@ export function assertShape(what: string, t: Tensor, expected: Shape): void {
 export function assertFloat(what: string, t: Tensor): void {
   if (t.dtype === 'i32') throw new Error(`${what}: expected a floating-point tensor, got i32.`);
 }
+
+/** A copy of `t` on another backend (waits for the source backend's data). */
+export async function toBackend(t: Tensor, backendName: string): Promise<Tensor> {
+  const target = engine().findBackend(backendName);
+  const data = await t.data();
+  return engine().makeTensor({ dataId: target.upload(data, t.dtype), shape: [...t.shape], dtype: t.dtype }, target);
+}
