@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { registerWasmBackend } from '@mamba-ts/backend-wasm';
 import { setBackend, tensor, valueAndGrad, type Tensor } from '@mamba-ts/tensor';
 import { openCheckpoint, type SafetensorsCheckpoint } from '@mamba-ts/tensor/node';
 import { TransformerLM } from '@mamba-ts/transformer';
@@ -12,28 +13,37 @@ import { maxAbsDiff } from './helpers/tiny.js';
 
 const dir = fileURLToPath(new URL('./fixtures/neox-tiny', import.meta.url));
 
-let lm: TransformerLM;
 let ref: SafetensorsCheckpoint;
-let inputIds: Tensor;
 
 async function refValues(name: string): Promise<Float32Array> {
   return (await ref.get(name)).data as Float32Array;
 }
 
 beforeAll(async () => {
-  setBackend('cpu');
-  lm = await TransformerLM.fromPretrained(dir);
   ref = await openCheckpoint(`${dir}/reference.safetensors`);
-  const ids = await ref.get('input_ids');
-  inputIds = tensor(ids.data as Int32Array, ids.shape, 'i32');
 });
 
 afterAll(async () => {
-  lm?.dispose();
   await ref?.close();
 });
 
-describe('neox-tiny vs Hugging Face (cpu backend)', () => {
+describe.each(['cpu', 'wasm'])('neox-tiny vs Hugging Face on the %s backend', (backend) => {
+  let lm: TransformerLM;
+  let inputIds: Tensor;
+
+  beforeAll(async () => {
+    if (backend === 'wasm') await registerWasmBackend();
+    setBackend(backend);
+    lm = await TransformerLM.fromPretrained(dir);
+    const ids = await ref.get('input_ids');
+    inputIds = tensor(ids.data as Int32Array, ids.shape, 'i32');
+  });
+
+  afterAll(() => {
+    lm?.dispose();
+    setBackend('cpu');
+  });
+
   test('config', () => {
     expect(lm.config.useParallelResidual).toBe(true);
     expect(lm.config.rotaryPct).toBe(0.25);
