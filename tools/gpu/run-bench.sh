@@ -3,16 +3,9 @@
 #   .device/node.xz, .device/mamba_cuda.node, .device/bench/main.mjs (bundled), .device/bench.sh (what runs there).
 # Then: run(command: "bash .device/bench.sh --preset 130m --backend cuda", carry: [".device"]); reports come back in $OUT.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-carry="$root/.device"
-addon="$root/packages/backend-cuda/build/Release/mamba_cuda.node"
-[ -f "$addon" ] || node "$root/packages/backend-cuda/scripts/build-addon.mjs"
-mkdir -p "$carry"
-node_bin=$(command -v node)
-if [ ! -f "$carry/node.xz" ] || [ "$node_bin" -nt "$carry/node.xz" ]; then xz -T0 -6 -c "$node_bin" > "$carry/node.xz"; fi
-cp "$addon" "$carry/mamba_cuda.node"
+source "$(dirname "$0")/carry.sh"
 rm -rf "$carry/bench"
-node "$root/tools/gpu/bundle-bench.mjs" "$carry/bench"
+node "$root/tools/gpu/bundle-app.mjs" "$root/apps/bench/src/main.ts" "$carry/bench"
 cat > "$carry/bench.sh" <<'RUN'
 #!/usr/bin/env bash
 # On the GPU host: unpack node, run the bundled bench with the carried addon; reports and the log go to $OUT.

@@ -4,16 +4,9 @@
 # Then: run(command: "bash .device/profile.sh [--batch 8 --seq 1024 --decode-batch 64]", carry: [".device"]);
 # the tables come back in $OUT/profile.txt (and on stdout).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-carry="$root/.device"
-addon="$root/packages/backend-cuda/build/Release/mamba_cuda.node"
-[ -f "$addon" ] || node "$root/packages/backend-cuda/scripts/build-addon.mjs"
-mkdir -p "$carry"
-node_bin=$(command -v node)
-if [ ! -f "$carry/node.xz" ] || [ "$node_bin" -nt "$carry/node.xz" ]; then xz -T0 -6 -c "$node_bin" > "$carry/node.xz"; fi
-cp "$addon" "$carry/mamba_cuda.node"
+source "$(dirname "$0")/carry.sh"
 rm -rf "$carry/profile"
-node "$root/tools/gpu/bundle-profile.mjs" "$carry/profile"
+node "$root/tools/gpu/bundle-app.mjs" "$root/tools/gpu/profile.ts" "$carry/profile"
 cat > "$carry/profile.sh" <<'RUN'
 #!/usr/bin/env bash
 # On the GPU host: unpack node (once), run the bundled profile with the carried addon; tables go to $OUT.
