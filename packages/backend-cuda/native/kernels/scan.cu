@@ -19,8 +19,10 @@
 // over channels: a warp reduces its 16 per-step values at once (a halving butterfly, 16 shuffles for 16 sums), into
 // per-warp partials; dA, dD and dΔbias go to per-thread partials; small kernels add the partials in a fixed order
 // (no atomics: gradients are reproducible run to run).
-#include <cstdlib>
-
+//
+// Every kernel loads a thread's token values (u, Δ, z, dy) for a group of steps at once, with the dtype switch outside
+// the loads, and the chunk kernel loads state n+1's entry state and adjoint while it works on state n: a memory
+// latency per group instead of per step (serialised per-step loads were most of the previous kernels' time).
 #include "device.cuh"
 #include "../profile.h"
 
@@ -301,11 +303,6 @@ __global__ void __launch_bounds__(kThreads) chunkOutputKernel(Scan s, long long 
   }
 }
 
-/** Gradient of the pre-gate output: dy·silu(z), or dy without a gate. */
-__device__ __forceinline__ float gateGrad(const Scan& s, In dy, long long i) {
-  return s.z.present() ? dy[i] * siluf(s.z[i]) : dy[i];
-}
-
 constexpr int R = kBackwardChunk;
 
 /** The per-step values of one backward chunk (steps past its end are inert: dt = u = g = 0, so a = 1 and nothing
@@ -442,7 +439,7 @@ __device__ __forceinline__ void writeWarpPartial(const Scan& s, const ScanGrads&
 
 /** Backward (3): per chunk, for each state n, recompute the chunk's states from the entry state, then walk back. */
 template <int MAXN>
-__device__ __forceinline__ void chunkBackward(Scan s, In dy, In dhLast, long long T, long long nc,
+__global__ void __launch_bounds__(kThreads) chunkBackwardKernel(Scan s, In dy, In dhLast, long long T, long long nc,
                                                                 const float* entry, const float* exitAdjoint, ScanGrads gr) {
   __shared__ __align__(16) float Bcols[MAXN][R];
   __shared__ __align__(16) float Ccols[MAXN][R];
@@ -546,17 +543,6 @@ __device__ __forceinline__ void chunkBackward(Scan s, In dy, In dhLast, long lon
   if (gr.dbiasPart) gr.dbiasPart[slot * s.E + p.e] = dbias;
 }
 
-template <int MAXN>
-__global__ void __launch_bounds__(kThreads) chunkBackwardKernel(Scan s, In dy, In dhLast, long long T, long long nc,
-                                                                const float* entry, const float* exitAdjoint, ScanGrads gr) {
-  chunkBackward<MAXN>(s, dy, dhLast, T, nc, entry, exitAdjoint, gr);
-}
-template <int MAXN>
-__global__ void __launch_bounds__(kThreads, 3) chunkBackwardTightKernel(Scan s, In dy, In dhLast, long long T, long long nc,
-                                                                const float* entry, const float* exitAdjoint, ScanGrads gr) {
-  chunkBackward<MAXN>(s, dy, dhLast, T, nc, entry, exitAdjoint, gr);
-}
-
 /** mid[g·width + i] = Σ part[k·width + i] over the rows k of group g (rows split into groups of `per`), in order. */
 __global__ void sumRowGroupsKernel(const float* part, long long rows, long long width, long long per, float* mid) {
   long long g = blockIdx.y;
@@ -646,22 +632,21 @@ Scan readScan(Args& a) {
   return s;
 }
 
+/** The largest state size N the kernels take. */
+constexpr int kMaxState = 64;
+
+/** Forward kernels keep MAXN states per thread in registers: two sizes (16, the usual Mamba N, and kMaxState) keep the
+ *  build short; N below a bucket's size costs only idle predicated lanes. */
 int stateBucket(long long N) {
-  if (N <= 4) return 4;
-  if (N <= 8) return 8;
   if (N <= 16) return 16;
-  if (N <= 32) return 32;
-  if (N <= 64) return 64;
+  if (N <= kMaxState) return kMaxState;
   throw Failure("selectiveScan: the CUDA kernels support a state size N of at most 64, got " + std::to_string(N));
 }
 
 #define MCUDA_BY_STATE(N, KERNEL, LAUNCH, ...)                 \
   switch (stateBucket(N)) {                                    \
-    case 4: KERNEL<4> LAUNCH(__VA_ARGS__); break;              \
-    case 8: KERNEL<8> LAUNCH(__VA_ARGS__); break;              \
     case 16: KERNEL<16> LAUNCH(__VA_ARGS__); break;            \
-    case 32: KERNEL<32> LAUNCH(__VA_ARGS__); break;            \
-    default: KERNEL<64> LAUNCH(__VA_ARGS__); break;            \
+    default: KERNEL<kMaxState> LAUNCH(__VA_ARGS__); break;     \
   }
 
 /** Forward chunk length: enough chunks to fill the GPU when B·E alone does not. */
@@ -683,11 +668,6 @@ long long backwardChunk(const Scan& s) {
 dim3 chunkGrid(const Scan& s, long long nc) {
   if (nc > 65535) throw Failure("selectiveScan: too many sequence chunks (" + std::to_string(nc) + ")");
   return dim3(blocksFor(s.E, kThreads), static_cast<unsigned>(nc), static_cast<unsigned>(s.B));
-}
-
-bool tightVariant() {  // TEMPORARY benchmark switch
-  static const bool tight = std::getenv("MAMBA_TS_SCAN_TIGHT") != nullptr;
-  return tight;
 }
 
 #define CHUNK_LAUNCH(grid) <<<grid, kThreads, 0, stream()>>>
@@ -725,6 +705,7 @@ void selectiveScanOp(Args& a) {
 void selectiveScanGradOp(Args& a) {
   In dy = readIn(a), dhLast = readIn(a);
   Scan s = readScan(a);
+  stateBucket(s.N);  // rejects N > kMaxState
   Out du = readOut(a), ddelta = readOut(a), dA = readOut(a), dB = readOut(a), dC = readOut(a);
   Out dD = readOut(a), dz = readOut(a), dbias = readOut(a), dh0 = readOut(a);
 
@@ -755,13 +736,13 @@ void selectiveScanGradOp(Args& a) {
                dD.present() ? dDpart.as<float>() : nullptr, dbias.present() ? dbiasPart.as<float>() : nullptr, warps};
   if (nc == 1) {
     MCUDA_PROFILE_RANGE("scan.backward chunks");
-    MCUDA_BY_STATE(N, chunkBackwardKernel, CHUNK_LAUNCH(grid), s, dy, dhLast, T, nc, nullptr, nullptr, gr);
+    chunkBackwardKernel<kMaxState> CHUNK_LAUNCH(grid)(s, dy, dhLast, T, nc, nullptr, nullptr, gr);
   } else {
     long long chunkStates = stateCount * nc;
     Scratch dtSum(slots * E * sizeof(float)), states(chunkStates * sizeof(float)), adjoints(chunkStates * sizeof(float));
     {
       MCUDA_PROFILE_RANGE("scan.backward summaries");
-      MCUDA_BY_STATE(N, chunkSummaryBackwardKernel, CHUNK_LAUNCH(grid), s, dy, T, nc, dtSum.as<float>(),
+      chunkSummaryBackwardKernel<kMaxState> CHUNK_LAUNCH(grid)(s, dy, T, nc, dtSum.as<float>(),
                      states.as<float>(), adjoints.as<float>());
     }
     {
@@ -770,13 +751,7 @@ void selectiveScanGradOp(Args& a) {
                                                                  adjoints.as<float>(), dhLast);
     }
     MCUDA_PROFILE_RANGE("scan.backward chunks");
-    if (tightVariant()) {
-      MCUDA_BY_STATE(N, chunkBackwardTightKernel, CHUNK_LAUNCH(grid), s, dy, dhLast, T, nc, states.as<float>(),
-                     adjoints.as<float>(), gr);
-    } else {
-      MCUDA_BY_STATE(N, chunkBackwardKernel, CHUNK_LAUNCH(grid), s, dy, dhLast, T, nc, states.as<float>(),
-                     adjoints.as<float>(), gr);
-    }
+    chunkBackwardKernel<kMaxState> CHUNK_LAUNCH(grid)(s, dy, dhLast, T, nc, states.as<float>(), adjoints.as<float>(), gr);
   }
   MCUDA_PROFILE_RANGE("scan.backward partial sums");
   sumRows(dBpart.as<float>(), warps, s.B * N * s.L, s.L, N, dB);
