@@ -21,6 +21,7 @@ const input = Object.fromEntries(
     .map((f) => [basename(f, '.ts'), join(testDir, f)]),
 );
 input['bench-mixer'] = join(pkg, 'bench', 'mixer.ts');
+input['bench-scan'] = join(pkg, 'bench', 'scan.ts');
 const bundle = await rolldown({
   input,
   platform: 'node',
