@@ -1,6 +1,5 @@
 import type { Backend, KernelFunc, TensorInfo } from './backend.js';
-import { bytesPerElement, type DType } from './dtype.js';
-import { formatShape, shapesEqual, type Shape } from './shape.js';
+import { formatShape, shapesEqual, sizeOf, type Shape } from './shape.js';
 import { Tensor, type Storage } from './tensor.js';
 
 export interface GradContext {
@@ -410,25 +409,13 @@ export class Engine {
     return result;
   }
 
-  /** For tests: forget everything registered in scopes (does not free memory). */
-  get scopeDepth(): number {
-    return this.#scopes.length;
-  }
 }
 
 function toInfo(t: Tensor): TensorInfo {
   return { dataId: t.storage.dataId, shape: t.shape, dtype: t.dtype };
 }
 
-function sizeOfInfo(info: { shape: Shape }): number {
-  let n = 1;
-  for (const d of info.shape) n *= d;
-  return n;
-}
-
-export function byteSize(shape: Shape, dtype: DType): number {
-  return sizeOfInfo({ shape }) * bytesPerElement(dtype);
-}
+const sizeOfInfo = (info: { shape: Shape }): number => sizeOf(info.shape);
 
 function collectTensors(value: unknown, out: Set<Tensor>, depth = 0): void {
   if (depth > 8 || value === null || typeof value !== 'object') return;

@@ -1,7 +1,7 @@
 import type { Backend, KernelFunc, TensorInfo } from '../../backend.js';
 import type { DType } from '../../dtype.js';
 import { broadcastShapes, sizeOf, stridesOf, type Shape } from '../../shape.js';
-import { bufferOf } from './backend.js';
+import { bufferOf, type CpuBackend } from './backend.js';
 import { f32, i32, output, outputI32 } from './util.js';
 
 type Unary = (x: number) => number;
@@ -230,22 +230,30 @@ const matmul: KernelFunc = ([a, b], attrs, backend) => {
   return [output(backend, [...batchShape, M, N], a.dtype, out)];
 };
 
-/** Generic strided copy: out[idx] = x[sum(idx_d * stride_d) + base]. */
-function gatherStrided(src: ArrayLike<number>, outShape: Shape, strides: readonly number[], base: number, dst: { [i: number]: number }): void {
-  const rank = outShape.length;
-  const n = sizeOf(outShape);
+/**
+ * Walks the elements of `shape` in row-major order with strided offsets into another array:
+ * `visit(i, offset)` with offset = base + Σ idx_d · strides_d.
+ */
+function forEachStrided(shape: Shape, strides: readonly number[], base: number, visit: (i: number, offset: number) => void): void {
+  const rank = shape.length;
+  const n = sizeOf(shape);
   const counter = new Array<number>(rank).fill(0);
   let off = base;
   for (let i = 0; i < n; i++) {
-    dst[i] = src[off];
+    visit(i, off);
     for (let d = rank - 1; d >= 0; d--) {
       counter[d]++;
       off += strides[d];
-      if (counter[d] < outShape[d]) break;
-      off -= strides[d] * outShape[d];
+      if (counter[d] < shape[d]) break;
+      off -= strides[d] * shape[d];
       counter[d] = 0;
     }
   }
+}
+
+/** dst[i] = src[strided offset of i] (slice, transpose). */
+function gatherStrided(src: ArrayLike<number>, outShape: Shape, strides: readonly number[], base: number, dst: { [i: number]: number }): void {
+  forEachStrided(outShape, strides, base, (i, off) => (dst[i] = src[off]));
 }
 
 function rawCopyTarget(x: TensorInfo, n: number) {
@@ -260,7 +268,7 @@ const slice: KernelFunc = ([x], attrs, backend) => {
   const base = begin.reduce((acc, b, i) => acc + b * strides[i], 0);
   const { src, dst } = rawCopyTarget(x, sizeOf(size));
   gatherStrided(src, size, strides, base, dst);
-  return [{ dataId: (backend as import('./backend.js').CpuBackend).adopt(dst), shape: [...size], dtype: x.dtype }];
+  return [{ dataId: (backend as CpuBackend).adopt(dst), shape: [...size], dtype: x.dtype }];
 };
 
 /** The adjoint of slice: a zero tensor of `shape` with `x` written at `begin`. */
@@ -271,10 +279,8 @@ const padSlice: KernelFunc = ([x], attrs, backend) => {
   const base = begin.reduce((acc, b, i) => acc + b * strides[i], 0);
   const src = bufferOf(x.dataId);
   const dst = new (src.constructor as new (n: number) => typeof src)(sizeOf(shape));
-  const index = new Float64Array(src.length);
-  gatherStrided(Array.from({ length: sizeOf(shape) }, (_, i) => i), x.shape, strides, base, index);
-  for (let i = 0; i < src.length; i++) dst[index[i]] = src[i];
-  return [{ dataId: (backend as import('./backend.js').CpuBackend).adopt(dst), shape: [...shape], dtype: x.dtype }];
+  forEachStrided(x.shape, strides, base, (i, off) => (dst[off] = src[i]));
+  return [{ dataId: (backend as CpuBackend).adopt(dst), shape: [...shape], dtype: x.dtype }];
 };
 
 const transpose: KernelFunc = ([x], attrs, backend) => {
@@ -283,7 +289,7 @@ const transpose: KernelFunc = ([x], attrs, backend) => {
   const outShape = perm.map((p) => x.shape[p]);
   const { src, dst } = rawCopyTarget(x, sizeOf(outShape));
   gatherStrided(src, outShape, perm.map((p) => inStrides[p]), 0, dst);
-  return [{ dataId: (backend as import('./backend.js').CpuBackend).adopt(dst), shape: outShape, dtype: x.dtype }];
+  return [{ dataId: (backend as CpuBackend).adopt(dst), shape: outShape, dtype: x.dtype }];
 };
 
 const concat: KernelFunc = (inputs, attrs, backend) => {
@@ -301,7 +307,7 @@ const concat: KernelFunc = (inputs, attrs, backend) => {
     for (let o = 0; o < outer; o++) dst.set(src.subarray(o * w, (o + 1) * w) as never, o * rowOut + col);
     col += w;
   }
-  return [{ dataId: (backend as import('./backend.js').CpuBackend).adopt(dst), shape: outShape, dtype: inputs[0].dtype }];
+  return [{ dataId: (backend as CpuBackend).adopt(dst), shape: outShape, dtype: inputs[0].dtype }];
 };
 
 /** Softmax over the last axis (stable). */
@@ -329,4 +335,3 @@ export function basicKernels(): Record<string, KernelFunc> {
   return table;
 }
 
-export type { Backend };
