@@ -1,4 +1,4 @@
-import type { Backend, KernelFunc, TensorInfo } from '../../backend.js';
+import type { KernelFunc, TensorInfo } from '../../backend.js';
 import type { DType } from '../../dtype.js';
 import { broadcastShapes, sizeOf, stridesOf, type Shape } from '../../shape.js';
 import { bufferOf, type CpuBackend } from './backend.js';
