@@ -8,6 +8,15 @@ export interface GradContext {
   readonly attrs: Record<string, unknown>;
 }
 
+/**
+ * Which of a kernel's tensors its gradient reads the values of (indices, or 'all'). Tensors no gradient reads are
+ * freed when the forward pass ends; their shapes and dtypes stay readable. Default: all inputs and outputs.
+ */
+export interface GradSaves {
+  inputs?: 'all' | readonly number[];
+  outputs?: 'all' | readonly number[];
+}
+
 /** Maps the gradients of a kernel's outputs to the gradients of its inputs (null where none flows). */
 export type GradFunc = (dys: readonly (Tensor | null)[], ctx: GradContext) => readonly (Tensor | null | undefined)[];
 
@@ -43,6 +52,7 @@ export class Engine {
   readonly #backends = new Map<string, Backend>();
   readonly #kernels = new Map<string, Map<string, KernelFunc>>();
   readonly #gradients = new Map<string, GradFunc>();
+  readonly #saves = new Map<string, GradSaves>();
   readonly #fallbacks = new Map<string, number>();
   readonly #liveTensors = new Map<string, number>();
   readonly #scopes: Scope[] = [];
@@ -98,8 +108,9 @@ export class Engine {
     return [...(this.#kernels.get(backendName)?.keys() ?? [])].sort();
   }
 
-  registerGradient(kernelName: string, fn: GradFunc): void {
+  registerGradient(kernelName: string, fn: GradFunc, saves: GradSaves = {}): void {
     this.#gradients.set(kernelName, fn);
+    this.#saves.set(kernelName, saves);
   }
 
   /** How many times each `backend:kernel` fell back to cpu since the last `resetFallbacks()`. */
@@ -255,6 +266,7 @@ export class Engine {
       if (!(value instanceof Tensor) || value.size !== 1) {
         throw new Error(`valueAndGrad: the function must return a one-element tensor, got ${describe(value)}.`);
       }
+      this.#releaseUnsaved(tape, new Set([value, ...xs]), owned);
       const grads = this.noGrad(() => {
         const seed = this.runKernel('fill', [], { shape: value.shape, dtype: value.dtype, value: 1 })[0];
         const leaves = this.#backprop(tape, new Map([[value.id, seed]]), new Set([value, ...xs]), owned);
@@ -354,6 +366,27 @@ export class Engine {
       }
     }
     return grads;
+  }
+
+  /** Frees, at the end of the forward pass, every activation no gradient will read (see `GradSaves`). */
+  #releaseUnsaved(tape: Tape, keep: ReadonlySet<Tensor>, owned: ReadonlySet<Tensor>): void {
+    const needed = new Set<Tensor>();
+    const pick = (list: readonly Tensor[], which: 'all' | readonly number[] | undefined): void => {
+      if (which === undefined || which === 'all') for (const t of list) needed.add(t);
+      else for (const k of which) if (list[k]) needed.add(list[k]);
+    };
+    for (const node of tape.nodes) {
+      if (node.kernel === CHECKPOINT) {
+        pick(node.inputs, 'all'); // the recomputation reads them
+        continue;
+      }
+      const saves = this.#saves.get(node.kernel) ?? {};
+      pick(node.inputs, saves.inputs);
+      pick(node.outputs, saves.outputs);
+    }
+    for (const node of tape.nodes) {
+      for (const t of [...node.inputs, ...node.outputs]) if (!needed.has(t) && owned.has(t) && !keep.has(t)) t.dispose();
+    }
   }
 
   /** The backward of a checkpoint node: run its function again while recording, then backprop through that. */

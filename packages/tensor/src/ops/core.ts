@@ -1,5 +1,5 @@
 import { assertDType, type DType, type TensorData, isHalf, matchesDType } from '../dtype.js';
-import { engine, type GradFunc } from '../engine.js';
+import { engine, type GradFunc, type GradSaves } from '../engine.js';
 import { encodeHalf } from '../half.js';
 import { assertValidShape, formatShape, sizeOf, type Shape } from '../shape.js';
 import type { Tensor } from '../tensor.js';
@@ -12,9 +12,17 @@ export function runMulti(kernel: string, inputs: readonly Tensor[], attrs: Recor
   return engine().runKernel(kernel, inputs, attrs);
 }
 
-export function defineGrad(kernel: string, fn: GradFunc): void {
-  engine().registerGradient(kernel, fn);
+/** Registers a kernel's gradient and which of its tensors' values the gradient reads (default: all). */
+export function defineGrad(kernel: string, fn: GradFunc, saves?: GradSaves): void {
+  engine().registerGradient(kernel, fn, saves);
 }
+
+/** For gradients that read no values, only shapes and dtypes. */
+export const SAVES_NOTHING: GradSaves = { inputs: [], outputs: [] };
+/** For gradients that read only the output (y = f(x) with f' a function of y). */
+export const SAVES_OUTPUT: GradSaves = { inputs: [], outputs: 'all' };
+/** For gradients that read only the inputs. */
+export const SAVES_INPUTS: GradSaves = { inputs: 'all', outputs: [] };
 
 /**
  * Makes a tensor from values on the active backend. Float values given for f16/bf16 are rounded to nearest even;

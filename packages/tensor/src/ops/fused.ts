@@ -1,6 +1,6 @@
 import { formatShape } from '../shape.js';
 import { Tensor } from '../tensor.js';
-import { assertFloat, assertSameDType, assertShape, defineGrad, run, runMulti, scalar } from './core.js';
+import { SAVES_INPUTS, assertFloat, assertSameDType, assertShape, defineGrad, run, runMulti, scalar } from './core.js';
 import { affine, cast, div, maximum, reshape, sum } from './math.js';
 
 /*
@@ -19,7 +19,7 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-5): Tensor {
   return run('rmsNorm', [x, weight], { eps });
 }
 
-defineGrad('rmsNorm', ([dy], { inputs: [x, w], attrs }) => runMulti('rmsNormGrad', [dy!, x, w], attrs));
+defineGrad('rmsNorm', ([dy], { inputs: [x, w], attrs }) => runMulti('rmsNormGrad', [dy!, x, w], attrs), SAVES_INPUTS);
 
 export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
   assertFloat('layerNorm', x);
@@ -28,7 +28,7 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
   return run('layerNorm', [x, weight, bias], { eps });
 }
 
-defineGrad('layerNorm', ([dy], { inputs: [x, w, b], attrs }) => runMulti('layerNormGrad', [dy!, x, w, b], attrs));
+defineGrad('layerNorm', ([dy], { inputs: [x, w, b], attrs }) => runMulti('layerNormGrad', [dy!, x, w, b], attrs), SAVES_INPUTS);
 
 // ---- embedding ----
 
@@ -42,7 +42,7 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
 defineGrad('embedding', ([dy], { inputs: [table, ids] }) => [
   run('embeddingGrad', [dy!, ids], { vocab: table.shape[0], dtype: table.dtype }),
   null,
-]);
+], { inputs: [1], outputs: [] });
 
 // ---- causal depthwise convolution ----
 
@@ -75,7 +75,7 @@ export function causalConv1d(x: Tensor, weight: Tensor, { bias, initialState, si
   return run('causalConv1d', inputs, { silu, names });
 }
 
-defineGrad('causalConv1d', ([dy], { inputs, attrs }) => runMulti('causalConv1dGrad', [dy!, ...inputs], attrs));
+defineGrad('causalConv1d', ([dy], { inputs, attrs }) => runMulti('causalConv1dGrad', [dy!, ...inputs], attrs), SAVES_INPUTS);
 
 // ---- selective scan ----
 
@@ -145,7 +145,7 @@ defineGrad('selectiveScan', ([dy, dhLast], { inputs, attrs }) => {
   const withState = dhLast !== null;
   const gradInputs = withState ? [dy ?? zerosFor(inputs[0]), dhLast!, ...inputs] : [dy!, ...inputs];
   return runMulti('selectiveScanGrad', gradInputs, { ...attrs, names, hasDhLast: withState });
-});
+}, SAVES_INPUTS);
 
 function zerosFor(t: Tensor): Tensor {
   return run('fill', [], { shape: t.shape, dtype: t.dtype, value: 0 });
@@ -213,7 +213,7 @@ export function crossEntropyRows(logits: Tensor, targets: Tensor, { ignoreIndex 
 defineGrad('crossEntropy', ([dloss], { inputs: [logits, targets], outputs: [, lse], attrs }) => [
   run('crossEntropyGrad', [dloss!, logits, targets, lse], attrs),
   null,
-]);
+], { inputs: 'all', outputs: [1] });
 
 /** Mean cross-entropy over the rows whose target is not ignored. */
 export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropyOptions = {}): Tensor {
@@ -239,7 +239,7 @@ export function linearCrossEntropy(hidden: Tensor, weight: Tensor, targets: Tens
 defineGrad('linearCrossEntropy', ([dloss], { inputs: [hidden, weight, targets], outputs: [, lse], attrs }) => {
   const [dh, dw] = runMulti('linearCrossEntropyGrad', [dloss!, hidden, weight, targets, lse], attrs);
   return [dh, dw, null];
-});
+}, { inputs: 'all', outputs: [1] });
 
 function meanOverValid(rows: Tensor, targets: Tensor, ignoreIndex: number): Tensor {
   const ignored = cast(run('equal', [reshape(targets, [-1]), scalar(ignoreIndex, 'i32')]), 'f32');

@@ -2,7 +2,7 @@ import { engine } from '../engine.js';
 import { broadcastShapes, formatShape, normAxis, shapesEqual, sizeOf, type Shape } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import type { DType } from '../dtype.js';
-import { assertSameDType, defineGrad, run } from './core.js';
+import { SAVES_INPUTS, SAVES_NOTHING, SAVES_OUTPUT, assertSameDType, defineGrad, run } from './core.js';
 
 // ---- elementwise ----
 
@@ -201,58 +201,58 @@ export function matmul(a: Tensor, b: Tensor, { transA = false, transB = false }:
 
 const g = (dy: Tensor | null): Tensor => dy!;
 
-defineGrad('add', ([dy], { inputs: [a, b] }) => [sumToShape(g(dy), a.shape), sumToShape(g(dy), b.shape)]);
-defineGrad('sub', ([dy], { inputs: [a, b] }) => [sumToShape(g(dy), a.shape), sumToShape(neg(g(dy)), b.shape)]);
-defineGrad('mul', ([dy], { inputs: [a, b] }) => [sumToShape(mul(g(dy), b), a.shape), sumToShape(mul(g(dy), a), b.shape)]);
+defineGrad('add', ([dy], { inputs: [a, b] }) => [sumToShape(g(dy), a.shape), sumToShape(g(dy), b.shape)], SAVES_NOTHING);
+defineGrad('sub', ([dy], { inputs: [a, b] }) => [sumToShape(g(dy), a.shape), sumToShape(neg(g(dy)), b.shape)], SAVES_NOTHING);
+defineGrad('mul', ([dy], { inputs: [a, b] }) => [sumToShape(mul(g(dy), b), a.shape), sumToShape(mul(g(dy), a), b.shape)], SAVES_INPUTS);
 defineGrad('div', ([dy], { inputs: [a, b], outputs: [y] }) => [
   sumToShape(div(g(dy), b), a.shape),
   sumToShape(neg(div(mul(g(dy), y), b)), b.shape),
-]);
+], { inputs: [1], outputs: 'all' });
 defineGrad('maximum', ([dy], { inputs: [a, b] }) => {
   const mask = cast(greater(a, b), a.dtype);
   const inv = affine(mask, -1, 1);
   return [sumToShape(mul(g(dy), mask), a.shape), sumToShape(mul(g(dy), inv), b.shape)];
-});
+}, SAVES_INPUTS);
 defineGrad('minimum', ([dy], { inputs: [a, b] }) => {
   const mask = cast(greater(b, a), a.dtype);
   const inv = affine(mask, -1, 1);
   return [sumToShape(mul(g(dy), mask), a.shape), sumToShape(mul(g(dy), inv), b.shape)];
-});
+}, SAVES_INPUTS);
 defineGrad('pow', ([dy], { inputs: [a, b], outputs: [y] }) => [
   sumToShape(mul(g(dy), mul(b, div(y, a))), a.shape),
   sumToShape(mul(g(dy), mul(y, log(a))), b.shape),
 ]);
-defineGrad('neg', ([dy]) => [neg(g(dy))]);
-defineGrad('exp', ([dy], { outputs: [y] }) => [mul(g(dy), y)]);
-defineGrad('log', ([dy], { inputs: [x] }) => [div(g(dy), x)]);
-defineGrad('sqrt', ([dy], { outputs: [y] }) => [div(mulScalar(g(dy), 0.5), y)]);
-defineGrad('rsqrt', ([dy], { outputs: [y] }) => [mul(g(dy), mulScalar(mul(y, mul(y, y)), -0.5))]);
-defineGrad('abs', ([dy], { inputs: [x] }) => [mul(g(dy), sign(x))]);
-defineGrad('square', ([dy], { inputs: [x] }) => [mul(g(dy), mulScalar(x, 2))]);
-defineGrad('reciprocal', ([dy], { outputs: [y] }) => [neg(mul(g(dy), square(y)))]);
-defineGrad('sigmoid', ([dy], { outputs: [y] }) => [mul(g(dy), mul(y, affine(y, -1, 1)))]);
-defineGrad('tanh', ([dy], { outputs: [y] }) => [mul(g(dy), affine(square(y), -1, 1))]);
-defineGrad('softplus', ([dy], { inputs: [x] }) => [mul(g(dy), sigmoid(x))]);
-defineGrad('relu', ([dy], { inputs: [x] }) => [mul(g(dy), run('step', [x]))]);
+defineGrad('neg', ([dy]) => [neg(g(dy))], SAVES_NOTHING);
+defineGrad('exp', ([dy], { outputs: [y] }) => [mul(g(dy), y)], SAVES_OUTPUT);
+defineGrad('log', ([dy], { inputs: [x] }) => [div(g(dy), x)], SAVES_INPUTS);
+defineGrad('sqrt', ([dy], { outputs: [y] }) => [div(mulScalar(g(dy), 0.5), y)], SAVES_OUTPUT);
+defineGrad('rsqrt', ([dy], { outputs: [y] }) => [mul(g(dy), mulScalar(mul(y, mul(y, y)), -0.5))], SAVES_OUTPUT);
+defineGrad('abs', ([dy], { inputs: [x] }) => [mul(g(dy), sign(x))], SAVES_INPUTS);
+defineGrad('square', ([dy], { inputs: [x] }) => [mul(g(dy), mulScalar(x, 2))], SAVES_INPUTS);
+defineGrad('reciprocal', ([dy], { outputs: [y] }) => [neg(mul(g(dy), square(y)))], SAVES_OUTPUT);
+defineGrad('sigmoid', ([dy], { outputs: [y] }) => [mul(g(dy), mul(y, affine(y, -1, 1)))], SAVES_OUTPUT);
+defineGrad('tanh', ([dy], { outputs: [y] }) => [mul(g(dy), affine(square(y), -1, 1))], SAVES_OUTPUT);
+defineGrad('softplus', ([dy], { inputs: [x] }) => [mul(g(dy), sigmoid(x))], SAVES_INPUTS);
+defineGrad('relu', ([dy], { inputs: [x] }) => [mul(g(dy), run('step', [x]))], SAVES_INPUTS);
 defineGrad('silu', ([dy], { inputs: [x] }) => {
   // d/dx x·σ(x) = σ(x)·(1 + x·(1 − σ(x)))
   const s = sigmoid(x);
   return [mul(g(dy), mul(s, affine(mul(x, affine(s, -1, 1)), 1, 1)))];
-});
+}, SAVES_INPUTS);
 defineGrad('gelu', ([dy], { inputs: [x] }) => {
   // d/dx x·Φ(x) = Φ(x) + x·φ(x)
   const cdf = run('normalCdf', [x]);
   const pdf = mulScalar(exp(mulScalar(square(x), -0.5)), 1 / Math.sqrt(2 * Math.PI));
   return [mul(g(dy), add(cdf, mul(x, pdf)))];
-});
-defineGrad('affine', ([dy], { attrs }) => [mulScalar(g(dy), attrs.scale as number)]);
-defineGrad('cast', ([dy], { inputs: [x] }) => [cast(g(dy), x.dtype)]);
-defineGrad('reshape', ([dy], { inputs: [x] }) => [reshape(g(dy), x.shape)]);
+}, SAVES_INPUTS);
+defineGrad('affine', ([dy], { attrs }) => [mulScalar(g(dy), attrs.scale as number)], SAVES_NOTHING);
+defineGrad('cast', ([dy], { inputs: [x] }) => [cast(g(dy), x.dtype)], SAVES_NOTHING);
+defineGrad('reshape', ([dy], { inputs: [x] }) => [reshape(g(dy), x.shape)], SAVES_NOTHING);
 defineGrad('sum', ([dy], { inputs: [x], attrs }) => {
   const axes = attrs.axes as number[];
   const kept = reshape(g(dy), x.shape.map((d, i) => (axes.includes(i) ? 1 : d)));
   return [add(kept, full0(x))];
-});
+}, SAVES_NOTHING);
 defineGrad('max', ([dy], { inputs: [x], outputs: [y], attrs }) => {
   const axes = attrs.axes as number[];
   const keptShape = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
@@ -267,22 +267,22 @@ defineGrad('matmul', ([dy], { inputs: [a, b], attrs }) => {
   const da = tA ? matmul(b, d, { transA: tB, transB: true }) : matmul(d, b, { transB: !tB });
   const db = tB ? matmul(d, a, { transA: true, transB: tA }) : matmul(a, d, { transA: !tA });
   return [sumToShape(da, a.shape), sumToShape(db, b.shape)];
-});
-defineGrad('slice', ([dy], { inputs: [x], attrs }) => [run('padSlice', [g(dy)], { shape: x.shape, begin: attrs.begin })]);
+}, SAVES_INPUTS);
+defineGrad('slice', ([dy], { inputs: [x], attrs }) => [run('padSlice', [g(dy)], { shape: x.shape, begin: attrs.begin })], SAVES_NOTHING);
 defineGrad('concat', ([dy], { inputs, attrs }) => {
   const axis = attrs.axis as number;
   return split(g(dy), inputs.map((t) => t.shape[axis]), axis);
-});
+}, SAVES_NOTHING);
 defineGrad('transpose', ([dy], { attrs }) => {
   const perm = attrs.perm as number[];
   const inverse = perm.map((_, i) => perm.indexOf(i));
   return [transpose(g(dy), inverse)];
-});
+}, SAVES_NOTHING);
 defineGrad('softmax', ([dy], { outputs: [y] }) => {
   // dx = y ⊙ (dy − Σ dy⊙y)
   const d = g(dy);
   return [mul(y, sub(d, sum(mul(d, y), -1, true)))];
-});
+}, SAVES_OUTPUT);
 
 function full0(x: Tensor): Tensor {
   return run('fill', [], { shape: x.shape, dtype: x.dtype, value: 0 });
