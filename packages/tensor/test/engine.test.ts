@@ -112,6 +112,29 @@ describe('autograd', () => {
     x.dispose();
   });
 
+  test('activations no gradient reads are freed before backprop starts', () => {
+    const n = 1 << 16;
+    let liveAtBackprop = 0;
+    T.registerKernel('cpu', 'probe', ([x], _attrs, backend) => [
+      { dataId: backend.upload((x.dataId as { data: Float32Array }).data, 'f32'), shape: x.shape, dtype: 'f32' },
+    ]);
+    T.engine().registerGradient('probe', ([dy]) => {
+      liveAtBackprop = T.memory('cpu').liveBytes;
+      return [dy];
+    });
+    const x = T.full([n], 0.5);
+    const c = T.full([n], 0.25);
+    const before = T.memory('cpu').liveBytes;
+    const [g] = T.grad(() => {
+      let h = x;
+      for (let i = 0; i < 10; i++) h = T.add(h, c); // add's gradient reads no values
+      return T.sum(T.engine().runKernel('probe', [h])[0]);
+    }, [x]);
+    // Left at that moment: the probe's input and output (its gradient may read them) and a few scalars/seeds.
+    expect(liveAtBackprop - before).toBeLessThan(4 * 4 * n);
+    T.dispose([x, c, g]);
+  });
+
   test('checkpoint gives the same gradients, for inputs and for parameters read from the closure', () => {
     const x = T.tensor([0.3, -1.2, 0.7, 2.0], [2, 2]);
     const w = T.tensor([0.5, -0.25, 1.5, 0.75], [2, 2]);
