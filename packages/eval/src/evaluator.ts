@@ -235,16 +235,15 @@ export async function runEval(options: RunEvalOptions): Promise<EvalResults> {
       out['n-shot'][node.name] = shots;
       return { entry: metrics, size: run.docs.length };
     }
-    const placeholder: ResultEntry = {};
-    const groupPlaceholder: ResultEntry = {};
-    out.results[node.name] = placeholder; // keeps the group row above its children
-    groups[node.name] = groupPlaceholder;
+    // Claim the group's key before its children's so the row comes first (reassigning a key keeps its position).
+    out.results[node.name] = {};
+    groups[node.name] = {};
     const children = [...node.children].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const childRows = children.map((c) => visit(c, depth + 1));
     const metrics = groupEntry(childRows);
     const entry: ResultEntry = node.alias !== undefined ? { alias: tab + node.alias, ...metrics } : { ...metrics, alias: tab + node.name };
-    Object.assign(placeholder, entry);
-    Object.assign(groupPlaceholder, entry);
+    out.results[node.name] = entry;
+    groups[node.name] = { ...entry };
     out.group_subtasks[node.name] = children.map((c) => c.name);
     out.versions[node.name] = 'N/A';
     out['n-shot'][node.name] = 0;

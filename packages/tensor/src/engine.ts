@@ -204,8 +204,8 @@ export class Engine {
   #fallback(kernelName: string, infos: TensorInfo[], attrs: Record<string, unknown>, backend: Backend): TensorInfo[] {
     const cpu = this.#backends.get('cpu');
     const cpuKernel = this.#kernels.get('cpu')?.get(kernelName);
-    if (!cpu || !cpuKernel) throw new Error(`Kernel "${kernelName}" is not implemented on backend "${backend.name}" nor on cpu.`);
-    if (backend === cpu) throw new Error(`Kernel "${kernelName}" is not implemented on the cpu backend.`);
+    if (!cpu || !cpuKernel) throw new Error(`No backend has kernel "${kernelName}": neither "${backend.name}" nor cpu registers it.`);
+    if (backend === cpu) throw new Error(`The cpu backend registers no kernel "${kernelName}".`);
     if (!backend.readSync) {
       throw new Error(`Kernel "${kernelName}" is missing on backend "${backend.name}", which cannot read synchronously to fall back to cpu.`);
     }

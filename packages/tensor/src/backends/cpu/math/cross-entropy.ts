@@ -49,7 +49,7 @@ export interface CrossEntropyPlainArgs {
   lse?: FArray | null;
 }
 
-export interface LinearCrossEntropyForwardArgs {
+interface LinearCrossEntropyInputs {
   rows: number;
   dim: number;
   vocab: number;
@@ -60,19 +60,14 @@ export interface LinearCrossEntropyForwardArgs {
   targets: Int32Array;
   ignoreIndex: number;
   chunkSize: number;
+}
+
+export interface LinearCrossEntropyForwardArgs extends LinearCrossEntropyInputs {
   loss: FArray;
   lse: FArray;
 }
 
-export interface LinearCrossEntropyBackwardArgs {
-  rows: number;
-  dim: number;
-  vocab: number;
-  hidden: FArray;
-  weight: FArray;
-  targets: Int32Array;
-  ignoreIndex: number;
-  chunkSize: number;
+export interface LinearCrossEntropyBackwardArgs extends LinearCrossEntropyInputs {
   /** (rows) from the forward. */
   lse: FArray;
   dloss: FArray;

@@ -82,6 +82,12 @@ export interface SelectiveStateUpdateArgs {
 }
 
 /** The raw time step (delta + bias), before the optional softplus. */
+/** Δ at element i of channel e: softplus(delta + bias) (or without the softplus). */
+function timeStep(a: SelectiveScanInputs, i: number, e: number): number {
+  const raw = rawDelta(a.delta[i], a.deltaBias, e);
+  return a.deltaSoftplus ? softplus(raw) : raw;
+}
+
 function rawDelta(delta: number, deltaBias: FArray | null | undefined, e: number): number {
   return deltaBias ? delta + deltaBias[e] : delta;
 }
@@ -119,8 +125,7 @@ export function selectiveScanForward(args: SelectiveScanForwardArgs): void {
       for (let t = 0; t < L; t++) {
         const i = (b * L + t) * E + e;
         const bc = (b * L + t) * N;
-        const dtRaw = rawDelta(delta[i], deltaBias, e);
-        const dt = deltaSoftplus ? softplus(dtRaw) : dtRaw;
+        const dt = timeStep(args, i, e);
 
         let out = D ? D[e] * u[i] : 0;
         for (let n = 0; n < N; n++) {
@@ -178,8 +183,7 @@ export function selectiveScanBackward(args: SelectiveScanBackwardArgs): void {
       for (let t = 0; t < L; t++) {
         const i = (b * L + t) * E + e;
         const bc = (b * L + t) * N;
-        const dtRaw = rawDelta(delta[i], deltaBias, e);
-        const dt = deltaSoftplus ? softplus(dtRaw) : dtRaw;
+        const dt = timeStep(args, i, e);
         for (let n = 0; n < N; n++) {
           const hPrev = hs[t * N + n];
           hs[(t + 1) * N + n] = Math.exp(dt * A[e * N + n]) * hPrev + dt * Bm[bc + n] * u[i];
