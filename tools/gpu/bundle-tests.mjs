@@ -22,6 +22,8 @@ const input = Object.fromEntries(
 );
 input['bench-mixer'] = join(pkg, 'bench', 'mixer.ts');
 input['bench-scan'] = join(pkg, 'bench', 'scan.ts');
+input['bench-gemm'] = join(pkg, 'bench', 'gemm.ts');
+input['bench-conv-norm'] = join(pkg, 'bench', 'conv-norm.ts');
 const bundle = await rolldown({
   input,
   platform: 'node',

@@ -33,5 +33,10 @@ files=$(ls *.test.mjs | grep -- "${1:-.}")
   --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$out/tap.log" $files 2>&1 | tee "$out/spec.log"
 rc=${PIPESTATUS[0]}
-if [ -z "${1:-}" ] && [ -f bench-mixer.mjs ]; then /tmp/node bench-mixer.mjs 2>&1 | tee "$out/bench-mixer.json"; fi
+# Without a filter, the kernel benchmarks follow (their JSON and tables, one after another, in benches.txt).
+if [ -z "${1:-}" ]; then
+  for b in bench-mixer bench-scan bench-gemm bench-conv-norm; do
+    [ -f "$b.mjs" ] && { echo "== $b"; /tmp/node "$b.mjs" 2>&1; }
+  done | tee "$out/benches.txt"
+fi
 exit "$rc"

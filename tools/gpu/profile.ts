@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as T from '@mamba-ts/tensor';
-import { MambaLM, presetConfig, type MambaPreset } from '@mamba-ts/ssm';
+import { Decoder, MambaLM, presetConfig, type MambaPreset } from '@mamba-ts/ssm';
 import { applyLora, applyPrecision, removeLora, trainStep } from '@mamba-ts/peft';
 import {
   CudaBackend, cudaKernels, formatCudaProfile, registerCudaBackend, setCudaOption, takeProfile, type CudaProfile,
@@ -44,7 +44,7 @@ function nullAddon(): NativeAddon {
     opNames: () => ['fill', 'cast', 'affine', 'unary', 'binary', 'reduce', 'argmax', 'softmax', 'gather', 'padSlice', 'concat', 'matmul',
       'rmsNorm', 'rmsNormGrad', 'layerNorm', 'layerNormGrad', 'embedding', 'embeddingGrad', 'causalConv1d', 'causalConv1dGrad',
       'selectiveScan', 'selectiveScanGrad', 'selectiveStateUpdate', 'crossEntropy', 'crossEntropyGrad', 'linearCrossEntropy',
-      'linearCrossEntropyGrad', 'adamw', 'adamwMulti', 'mixerSplit'],
+      'linearCrossEntropyGrad', 'adamw', 'adamwMulti', 'mixerSplit', 'residualRmsNorm', 'convStep', 'ssmStep', 'copyMany'],
     malloc: (bytes) => {
       const a = next;
       next += Math.ceil(bytes / 256) * 256;
@@ -68,6 +68,11 @@ function nullAddon(): NativeAddon {
     label: (name) => labels.push(name) - 1,
     setOption: () => {},
     profileReport: () => [],
+    captureBegin: () => {},
+    captureEnd: () => 0,
+    captureAbort: () => {},
+    graphLaunch: () => {},
+    graphDestroy: () => {},
   };
 }
 
@@ -131,34 +136,25 @@ async function training(model: MambaLM, mode: 'full-fp32' | 'lora-bf16'): Promis
   model.computeDType = 'f32';
 }
 
+/** Greedy decode steps of a Decoder run eagerly (no graph: the profile sees every kernel of the fused step). */
 async function decode(model: MambaLM, b: number, dtype: 'fp32' | 'bf16'): Promise<void> {
   applyPrecision(model, dtype);
-  let state = model.emptyState(b).keep();
-  const vocab = model.config.vocabSize;
+  const decoder = new Decoder(model, b, { capture: false });
   const n = 32;
-  const tokens = ids(b * (n + 8), vocab, 3);
-  const one = async (t: number) => {
-    const { logits, next } = T.noGrad(() =>
-      T.tidy(() => {
-        const r = model.step(T.tensor(tokens.subarray(t * b, (t + 1) * b), [b], 'i32'), state);
-        r.state.keep();
-        return { logits: r.logits, next: r.state };
-      }),
-    );
-    await logits.data();
-    logits.dispose();
-    state.dispose();
-    state = next;
+  decoder.feed(ids(b, model.config.vocabSize, 3));
+  const one = async () => {
+    decoder.advance();
+    await decoder.argmax();
   };
-  for (let t = 0; t < 4; t++) await one(t);
+  for (let t = 0; t < 4; t++) await one();
   profileStart();
   const t0 = performance.now();
-  for (let t = 4; t < 4 + n; t++) await one(t);
+  for (let t = 0; t < n; t++) await one();
   const wall = (performance.now() - t0) / n;
   const p = profileTake();
-  say(`\n== decode ${dtype}, batch ${b}: ${wall.toFixed(3)} ms wall per token step (profiling on), ${((1000 * b) / wall).toFixed(0)} tokens/s`);
+  say(`\n== decode ${dtype}, batch ${b}, eager ${decoder.fused ? 'fused' : 'model.step'} step: ${wall.toFixed(3)} ms wall per token step (profiling on), ${((1000 * b) / wall).toFixed(0)} tokens/s`);
   if (p) say(formatCudaProfile(p, { per: n }));
-  state.dispose();
+  decoder.dispose();
   model.computeDType = 'f32';
 }
 

@@ -1,5 +1,5 @@
-import { engine, memory, narrow, noGrad, resetPeak, tensor, tidy, type Tensor } from '@mamba-ts/tensor';
-import type { MambaLM } from '@mamba-ts/ssm';
+import { memory, narrow, noGrad, resetPeak, tensor, tidy, type DType } from '@mamba-ts/tensor';
+import { Decoder, type MambaLM } from '@mamba-ts/ssm';
 import { summarize, type Summary } from './stats.js';
 
 export interface InferResult {
@@ -9,6 +9,10 @@ export interface InferResult {
   tokensPerCall: number;
   tokensPerSecond: Summary;
   peakBytes: number;
+  /** Decode: the compute dtype, whether the step ran as a replayed graph and with the fused decode kernels. */
+  dtype?: DType;
+  graph?: boolean;
+  fused?: boolean;
 }
 
 function randomIds(batch: number, length: number, vocab: number, seed: number): Int32Array {
@@ -45,32 +49,32 @@ export async function benchPrefill(model: MambaLM, batch: number, length: number
   return { mode: 'prefill', batchSize: batch, tokensPerCall: batch * length, tokensPerSecond: summarize(rates), peakBytes: peak };
 }
 
-/** Decode throughput: the recurrent step, one token per sequence per call, logits read back each step. */
-export async function benchDecode(model: MambaLM, batch: number, tokens: number, seed: number): Promise<InferResult> {
-  const vocab = model.config.vocabSize;
-  let state = model.emptyState(batch).keep();
-  const rates: number[] = [];
-  let peak = 0;
+/**
+ * Greedy decoding throughput in `dtype` (default bf16): a Decoder (one replayed graph per token where the backend
+ * can capture, the argmax taken on the device) advances `tokens` times, and each step's tokens are read back to
+ * the host, as a streaming generator needs them. The first step (graph capture) is not timed.
+ */
+export async function benchDecode(model: MambaLM, batch: number, tokens: number, seed: number, dtype: DType = 'bf16'): Promise<InferResult> {
+  const previous = model.computeDType;
+  model.computeDType = dtype;
   resetPeak();
-  const ids = randomIds(batch, tokens + 1, vocab, seed);
-  for (let t = 0; t <= tokens; t++) {
-    const t0 = performance.now();
-    const { logits, next } = noGrad(() =>
-      tidy(() => {
-        const r = model.step(tensor(ids.subarray(t * batch, (t + 1) * batch), [batch], 'i32'), state);
-        r.state.keep();
-        return { logits: r.logits as Tensor, next: r.state };
-      }),
-    );
-    await logits.data();
-    const seconds = (performance.now() - t0) / 1000;
-    logits.dispose();
-    state.dispose();
-    state = next;
-    if (t > 0) rates.push(batch / seconds);
+  const decoder = new Decoder(model, batch);
+  try {
+    decoder.feed(randomIds(batch, 1, model.config.vocabSize, seed));
+    await decoder.argmax();
+    const rates: number[] = [];
+    for (let t = 0; t < tokens; t++) {
+      const t0 = performance.now();
+      decoder.advance();
+      await decoder.argmax();
+      rates.push(batch / ((performance.now() - t0) / 1000));
+    }
+    return {
+      mode: 'decode', batchSize: batch, tokensPerCall: batch, tokensPerSecond: summarize(rates), peakBytes: memory().peakBytes,
+      dtype, graph: decoder.captured, fused: decoder.fused,
+    };
+  } finally {
+    decoder.dispose();
+    model.computeDType = previous;
   }
-  peak = memory().peakBytes;
-  state.dispose();
-  await engine().sync();
-  return { mode: 'decode', batchSize: batch, tokensPerCall: batch, tokensPerSecond: summarize(rates), peakBytes: peak };
 }

@@ -50,7 +50,7 @@ Options:
   --seq-len N            training sequence length (default 128)
   --steps N              timed steps per mode (default 5)
   --warmup N             untimed steps first (default 1)
-  --decode-batch N       the larger decode batch (default 8; batch 1 is always measured)
+  --decode-batch N       the larger decode batch (default 8; batch 1 is always measured); decoding is greedy, bf16
   --decode-tokens N      tokens per decode measurement (default 32)
   --scaling-lengths LIST sequence lengths for the scaling sweep (default 64,128,256; "none" skips)
   --scaling-batches LIST batch sizes for the scaling sweep (default 1,4)

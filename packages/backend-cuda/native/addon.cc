@@ -5,6 +5,8 @@
 
 #include <cstring>
 
+#include "gemm_bench.h"
+#include "graph.h"
 #include "profile.h"
 #include "runtime.h"
 
@@ -35,6 +37,12 @@ bool isSticky(cudaError_t err) {
       return true;
     default:
       return false;
+  }
+}
+
+void refuseWhileCapturing(const char* what) {
+  if (capturing()) {
+    throw Failure(std::string("cuda: cannot ") + what + " while a graph is being captured; do it before or after the capture");
   }
 }
 
@@ -108,6 +116,7 @@ Napi::Value Free(const Napi::CallbackInfo& info) {
 Napi::Value Upload(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     ensureUsable();
+    refuseWhileCapturing("upload data to the device");
     char* dst = static_cast<char*>(addressArg(info, 0));
     Napi::TypedArray values = info[1].As<Napi::TypedArray>();
     const char* src = static_cast<const char*>(values.ArrayBuffer().Data()) + values.ByteOffset();
@@ -182,6 +191,7 @@ class ReadWorker : public Napi::AsyncWorker {
 Napi::Value Read(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     ensureUsable();
+    refuseWhileCapturing("read a tensor");
     const void* src = addressArg(info, 0);
     size_t bytes = static_cast<size_t>(info[1].As<Napi::Number>().Int64Value());
     if (bytes == 0) {
@@ -242,6 +252,7 @@ class SyncWorker : public Napi::AsyncWorker {
 Napi::Value Sync(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     ensureUsable();
+    refuseWhileCapturing("wait for the device");
     cudaEvent_t event;
     check(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), "cudaEventCreate");
     cudaError_t err = cudaEventRecord(event, stream());
@@ -321,7 +332,7 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
     }
     throw Napi::Error::New(env, "cuda kernel '" + name + "' failed to launch: " + cudaText(err));
   }
-  if (debugSync) {
+  if (debugSync && !capturing()) {
     err = cudaStreamSynchronize(stream());
     if (err != cudaSuccess) {
       const std::string& name = labelName(label);
@@ -357,8 +368,8 @@ Napi::Value ProfileReport(const Napi::CallbackInfo& info) {
   });
 }
 
-/** setOption(name, value): 'scanForwardChunk', 'scanBackwardChunk' (0 = automatic), 'debugSync', 'tf32', 'profile'
- *  (0/1). */
+/** setOption(name, value): 'scanForwardChunk', 'scanBackwardChunk' (0 = automatic), 'debugSync', 'tf32', 'gemmTune',
+ *  'profile' (0/1). */
 Napi::Value SetOption(const Napi::CallbackInfo& info) {
   std::string name = info[0].As<Napi::String>();
   int value = info[1].As<Napi::Number>().Int32Value();
@@ -366,8 +377,37 @@ Napi::Value SetOption(const Napi::CallbackInfo& info) {
   else if (name == "scanBackwardChunk") options().scanBackwardChunk = value;
   else if (name == "debugSync") debugSync = value != 0;
   else if (name == "tf32") options().tf32 = value != 0;
+  else if (name == "gemmTune") options().gemmTune = value != 0;
   else if (name == "profile") setProfiling(value != 0);
   else throw Napi::Error::New(info.Env(), "setOption: unknown option '" + name + "'");
+  return info.Env().Undefined();
+}
+
+Napi::Value CaptureBegin(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    captureBegin();
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value CaptureEnd(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value { return Napi::Number::New(info.Env(), captureEnd()); });
+}
+
+Napi::Value CaptureAbort(const Napi::CallbackInfo& info) {
+  captureAbort();
+  return info.Env().Undefined();
+}
+
+Napi::Value GraphLaunch(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    graphLaunch(info[0].As<Napi::Number>().Int32Value());
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value GraphDestroy(const Napi::CallbackInfo& info) {
+  graphDestroy(info[0].As<Napi::Number>().Int32Value());
   return info.Env().Undefined();
 }
 
@@ -387,6 +427,12 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("setOption", Napi::Function::New(env, SetOption));
   exports.Set("label", Napi::Function::New(env, Label));
   exports.Set("profileReport", Napi::Function::New(env, ProfileReport));
+  exports.Set("captureBegin", Napi::Function::New(env, CaptureBegin));
+  exports.Set("captureEnd", Napi::Function::New(env, CaptureEnd));
+  exports.Set("captureAbort", Napi::Function::New(env, CaptureAbort));
+  exports.Set("graphLaunch", Napi::Function::New(env, GraphLaunch));
+  exports.Set("graphDestroy", Napi::Function::New(env, GraphDestroy));
+  registerGemmBenchExports(env, exports);
   return exports;
 }
 

@@ -30,29 +30,57 @@ std::string human(size_t bytes) {
 
 }  // namespace
 
-void* DeviceAllocator::takeCached(size_t size) {
-  auto it = free_.lower_bound(size);
-  if (it == free_.end() || it->first > largestUsable(size)) return nullptr;
+void* DeviceAllocator::takeCached(std::multimap<size_t, void*>& from, size_t size) {
+  auto it = from.lower_bound(size);
+  if (it == from.end() || it->first > largestUsable(size)) return nullptr;
   void* ptr = it->second;
   cached_ -= it->first;
-  free_.erase(it);
+  from.erase(it);
   return ptr;
 }
 
 void* DeviceAllocator::allocate(size_t bytes) {
   if (bytes == 0) return nullptr;
   size_t size = roundedSize(bytes);
-  void* ptr = takeCached(size);
+  void* ptr = nullptr;
+  if (openPool_) ptr = takeCached(pools_[openPool_].free, size);
+  if (!ptr) ptr = takeCached(free_, size);
   if (ptr) {
     size = cachedSize_[ptr];
     cachedSize_.erase(ptr);
   } else {
     ptr = mallocOrThrow(size, bytes);
   }
-  used_[ptr] = Block{size, bytes};
+  used_[ptr] = Block{size, bytes, openPool_};
   live_ += bytes;
   if (live_ > peak_) peak_ = live_;
   return ptr;
+}
+
+void DeviceAllocator::cache(void* ptr, size_t size) {
+  free_.emplace(size, ptr);
+  cachedSize_[ptr] = size;
+  cached_ += size;
+}
+
+int DeviceAllocator::openPool() {
+  if (openPool_) throw Failure("cuda: a graph capture is already in progress; finish it first");
+  openPool_ = nextPool_++;
+  pools_[openPool_];
+  return openPool_;
+}
+
+void DeviceAllocator::suspendPool() { openPool_ = 0; }
+
+void DeviceAllocator::destroyPool(int id) {
+  if (openPool_ == id) openPool_ = 0;
+  auto it = pools_.find(id);
+  if (it == pools_.end()) return;
+  for (auto& [size, ptr] : it->second.free) free_.emplace(size, ptr);
+  pools_.erase(it);
+  for (auto& [ptr, block] : used_) {
+    if (block.pool == id) block.pool = 0;
+  }
 }
 
 void* DeviceAllocator::mallocOrThrow(size_t size, size_t requested) {
@@ -84,10 +112,16 @@ void DeviceAllocator::release(void* ptr) {
   auto it = used_.find(ptr);
   if (it == used_.end()) throw Failure("internal: cuda buffer freed twice or never allocated");
   live_ -= it->second.requested;
-  free_.emplace(it->second.size, ptr);
-  cachedSize_[ptr] = it->second.size;
-  cached_ += it->second.size;
+  size_t size = it->second.size;
+  auto pool = pools_.find(it->second.pool);
   used_.erase(it);
+  if (pool == pools_.end()) {
+    cache(ptr, size);
+    return;
+  }
+  pool->second.free.emplace(size, ptr);
+  cachedSize_[ptr] = size;
+  cached_ += size;
 }
 
 void DeviceAllocator::emptyCache() {

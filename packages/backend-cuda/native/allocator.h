@@ -30,17 +30,36 @@ class DeviceAllocator {
   size_t liveBlocks() const { return used_.size(); }
   void resetPeak() { peak_ = live_; }
 
+  /**
+   * Private pools for CUDA graphs. While a pool is open, every block handed out belongs to it for the pool's
+   * lifetime: a captured graph replays its kernels on those addresses, so they must never go to other tensors.
+   * Blocks released meanwhile go back to their pool (later captures into it may reuse them, as the graph itself
+   * did); when the pool is closed for good, its free blocks return to the shared cache and the live ones follow
+   * when released.
+   */
+  int openPool();
+  /** Stops routing new allocations to the open pool (its blocks stay its own). */
+  void suspendPool();
+  void destroyPool(int pool);
+
  private:
   struct Block {
     size_t size;       // bytes obtained from cudaMalloc
     size_t requested;  // bytes the caller asked for
+    int pool;          // owning graph pool, or 0 for the shared cache
   };
-  void* takeCached(size_t size);
+  struct Pool {
+    std::multimap<size_t, void*> free;
+  };
+  void* takeCached(std::multimap<size_t, void*>& from, size_t size);
   void* mallocOrThrow(size_t size, size_t requested);
+  void cache(void* ptr, size_t size);
 
   std::multimap<size_t, void*> free_;  // cached blocks by size
   std::unordered_map<void*, Block> used_;
   std::unordered_map<void*, size_t> cachedSize_;
+  std::unordered_map<int, Pool> pools_;
+  int openPool_ = 0, nextPool_ = 1;
   size_t live_ = 0, peak_ = 0, reserved_ = 0, cached_ = 0;
 };
 

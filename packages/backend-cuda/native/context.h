@@ -82,6 +82,9 @@ struct Options {
   int scanBackwardChunk = 0;
   /** f32 GEMMs on tensor cores with TF32 inputs (about 3 significant digits): faster, not bit-faithful to f32. */
   bool tf32 = false;
+  /** GEMM autotuning: the first time a shape runs (outside graph capture), time cuBLASLt's candidate algorithms and
+   *  keep the fastest. 1 on, 0 off (the heuristic's first choice), -1 = MAMBA_TS_CUDA_GEMM_TUNE (on unless "0"). */
+  int gemmTune = -1;
 };
 Options& options();
 

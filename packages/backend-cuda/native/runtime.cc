@@ -1,10 +1,16 @@
 #include "runtime.h"
 
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <map>
+#include <memory>
 #include <tuple>
 
 #include "cublaslt.h"
+#include "gemm_bench.h"
 #include "profile.h"
 
 namespace mcuda {
@@ -13,12 +19,23 @@ namespace {
 constexpr size_t kWorkspaceBytes = size_t(32) << 20;
 constexpr size_t kPinnedCacheBytes = size_t(256) << 20;
 
-/** A prepared GEMM: descriptors and the algorithm cuBLASLt chose for one shape. */
+/** How many algorithms the heuristic is asked for: the candidates that tuning times. */
+constexpr int kGemmCandidates = 8;
+/** Below this M·N·K·batch a GEMM takes microseconds: timing its candidates would cost more than a better one saves. */
+constexpr long long kTuneMinWork = 1LL << 21;
+constexpr int kTuneWarmup = 2, kTuneReps = 5;
+/** Another candidate replaces the heuristic's first only when it is faster by more than timing noise. */
+constexpr double kTuneMargin = 0.97;
+
+/** A prepared GEMM: descriptors, the heuristic's candidate algorithms for one shape and the one used. */
 struct GemmPlan {
   lt::MatmulDesc desc = nullptr;
   lt::MatrixLayout first = nullptr, second = nullptr, out = nullptr;
-  lt::MatmulAlgo algo{};
-  int label = -1;  // profile label: "gemm <dtypes> M×N×K[×batch]"
+  std::vector<lt::HeuristicResult> candidates;  // the heuristic's favourite first; each fits the workspace
+  lt::MatmulAlgo algo{};                        // candidates[0] until tuning picks another
+  bool settled = false;                         // tuned, or not worth tuning: never timed again
+  bool tuned = false;                           // algo was chosen by timing the candidates
+  int label = -1;                               // profile label: "gemm <dtypes> M×N×K[×batch]"
 };
 
 using GemmKey = std::tuple<int, int, bool, bool, long long, long long, long long, long long, long long, long long,
@@ -85,20 +102,127 @@ lt::MatrixLayout makeLayout(cudaDataType_t type, long long rows, long long cols,
   return layout;
 }
 
+/** Elements from C's first to its last (the whole strided batch). */
+long long outputSpan(const GemmSpec& g) { return g.batch > 1 ? g.strideC * (g.batch - 1) + g.M * g.N : g.M * g.N; }
+
+bool tuningEnabled() {
+  int option = state().opts.gemmTune;
+  if (option >= 0) return option != 0;
+  static const bool fromEnv = [] {
+    const char* v = std::getenv("MAMBA_TS_CUDA_GEMM_TUNE");
+    return !(v && std::strcmp(v, "0") == 0);
+  }();
+  return fromEnv;
+}
+
+/** True while the stream is being captured into a CUDA graph (or when that cannot be told): no syncing then. */
+bool streamCapturing() {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(state().stream, &status) != cudaSuccess) return true;
+  return status != cudaStreamCaptureStatusNone;
+}
+
+/** Timing events, destroyed with the scope (also when a failure is thrown). */
+class EventChain {
+ public:
+  explicit EventChain(size_t count) {
+    events_.reserve(count);
+    for (size_t i = 0; i < count; i++) {
+      cudaEvent_t e;
+      check(cudaEventCreate(&e), "cudaEventCreate (GEMM timing)");
+      events_.push_back(e);
+    }
+  }
+  ~EventChain() {
+    for (cudaEvent_t e : events_) cudaEventDestroy(e);
+  }
+  EventChain(const EventChain&) = delete;
+  EventChain& operator=(const EventChain&) = delete;
+  cudaEvent_t operator[](size_t i) const { return events_[i]; }
+  size_t size() const { return events_.size(); }
+
+ private:
+  std::vector<cudaEvent_t> events_;
+};
+
+double median(std::vector<double> v) {
+  if (v.empty()) return std::numeric_limits<double>::infinity();
+  std::sort(v.begin(), v.end());
+  size_t h = v.size() / 2;
+  return v.size() % 2 ? v[h] : (v[h - 1] + v[h]) / 2;
+}
+
+/**
+ * GPU time (ms) of one call with each of the plan's candidates: the median of `reps` rounds, each round running
+ * every candidate once in turn (so clock changes hit them alike); +inf where cuBLASLt refuses the algorithm. Runs on
+ * the real operands; with beta ≠ 0 C is an input, so the timed calls then accumulate into a zeroed scratch copy
+ * instead. Waits for the stream.
+ */
+std::vector<double> timeCandidates(const GemmPlan& plan, const GemmSpec& g, int warmup, int reps) {
+  State& s = state();
+  size_t n = plan.candidates.size();
+  std::unique_ptr<Scratch> scratch;
+  void* c = g.C;
+  if (g.beta != 0.0f) {
+    size_t bytes = static_cast<size_t>(outputSpan(g)) * bytesOf(g.outType);
+    scratch = std::make_unique<Scratch>(bytes);
+    zeroFill(scratch->get(), bytes);
+    c = scratch->get();
+  }
+  auto run = [&](size_t i) {
+    return s.lt.matmul(s.lt.handle, plan.desc, &g.alpha, g.B, plan.first, g.A, plan.second, &g.beta, c, plan.out, c,
+                       plan.out, &plan.candidates[i].algo, s.workspace, kWorkspaceBytes, s.stream);
+  };
+  std::vector<bool> usable(n, true);
+  for (size_t i = 0; i < n; i++) {
+    for (int w = 0; w < warmup && usable[i]; w++) usable[i] = run(i) == 0;
+  }
+  // One event between consecutive calls: call k runs between events k and k + 1.
+  std::vector<size_t> callOf;
+  for (int r = 0; r < reps; r++) {
+    for (size_t i = 0; i < n; i++) {
+      if (usable[i]) callOf.push_back(i);
+    }
+  }
+  std::vector<double> ms(n, std::numeric_limits<double>::infinity());
+  if (callOf.empty()) return ms;
+  EventChain events(callOf.size() + 1);
+  check(cudaEventRecord(events[0], s.stream), "cudaEventRecord (GEMM timing)");
+  for (size_t k = 0; k < callOf.size(); k++) {
+    if (run(callOf[k]) != 0) usable[callOf[k]] = false;
+    check(cudaEventRecord(events[k + 1], s.stream), "cudaEventRecord (GEMM timing)");
+  }
+  check(cudaEventSynchronize(events[callOf.size()]), "cudaEventSynchronize (GEMM timing)");
+  std::vector<std::vector<double>> times(n);
+  for (size_t k = 0; k < callOf.size(); k++) {
+    float t = 0;
+    check(cudaEventElapsedTime(&t, events[k], events[k + 1]), "cudaEventElapsedTime (GEMM timing)");
+    times[callOf[k]].push_back(t);
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (usable[i]) ms[i] = median(times[i]);
+  }
+  return ms;
+}
+
+/** Keeps the fastest candidate; the heuristic's first unless another is clearly faster. */
+void tune(GemmPlan& plan, const GemmSpec& g) {
+  std::vector<double> ms = timeCandidates(plan, g, kTuneWarmup, kTuneReps);
+  size_t best = 0;
+  for (size_t i = 1; i < ms.size(); i++) {
+    if (ms[i] < ms[best]) best = i;
+  }
+  if (best != 0 && std::isfinite(ms[best]) && !(ms[best] < kTuneMargin * ms[0])) best = 0;
+  plan.algo = plan.candidates[best].algo;
+  plan.settled = plan.tuned = true;
+}
+
 /**
  * cuBLASLt is column-major; a row-major (r, c) matrix is a column-major (c, r) one. So the row-major product
  * C = op(A)·op(B) is computed as the column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, with B as the first operand.
  */
-GemmPlan& planFor(const GemmSpec& g) {
+GemmPlan makePlan(const GemmSpec& g, int compute, int alignA, int alignB, int alignC) {
   State& s = state();
-  int alignA = alignmentOf(g.A), alignB = alignmentOf(g.B), alignC = alignmentOf(g.C);
-  // TF32 (opt-in) only changes f32 inputs; halves always multiply exactly with f32 accumulation.
-  int compute = g.inType == F32 && s.opts.tf32 ? lt::kComputeF32FastTf32 : lt::kComputeF32;
-  GemmKey key{g.inType, g.outType, g.transA, g.transB, g.M, g.N, g.K, g.batch, g.strideA, g.strideB, g.strideC,
-              alignA, alignB, alignC, compute};
-  auto found = s.plans.find(key);
-  if (found != s.plans.end()) return found->second;
-
   cudaDataType_t in = cudaTypeOf(g.inType), out = cudaTypeOf(g.outType);
   GemmPlan plan;
   ltCheck(s.lt.descCreate(&plan.desc, compute, CUDA_R_32F), "matmul descriptor");
@@ -119,22 +243,44 @@ GemmPlan& planFor(const GemmSpec& g) {
   // Minimum alignments of the first (B), second (A), C and D buffers.
   uint32_t alignments[4] = {uint32_t(alignB), uint32_t(alignA), uint32_t(alignC), uint32_t(alignC)};
   for (int i = 0; i < 4; i++) ltCheck(s.lt.prefSetAttribute(pref, 5 + i, &alignments[i], sizeof(uint32_t)), "alignment");
-  lt::HeuristicResult result{};
+  std::vector<lt::HeuristicResult> results(kGemmCandidates);
   int returned = 0;
-  lt::Status status =
-      s.lt.heuristic(s.lt.handle, plan.desc, plan.first, plan.second, plan.out, plan.out, pref, 1, &result, &returned);
+  lt::Status status = s.lt.heuristic(s.lt.handle, plan.desc, plan.first, plan.second, plan.out, plan.out, pref,
+                                     kGemmCandidates, results.data(), &returned);
   s.lt.prefDestroy(pref);
-  if (status != 0 || returned == 0) {
+  for (int i = 0; status == 0 && i < returned && i < kGemmCandidates; i++) {
+    if (results[i].state == 0 && results[i].workspaceSize <= kWorkspaceBytes) plan.candidates.push_back(results[i]);
+  }
+  if (plan.candidates.empty()) {
     throw Failure("matmul: cuBLASLt has no algorithm for " + std::string(dtypeName(g.inType)) + "→" +
                   dtypeName(g.outType) + " M=" + std::to_string(g.M) + " N=" + std::to_string(g.N) + " K=" +
                   std::to_string(g.K) + " batch=" + std::to_string(g.batch) + " (" + statusText(s.lt, status) + ")");
   }
-  plan.algo = result.algo;
+  plan.algo = plan.candidates[0].algo;
+  plan.settled = plan.candidates.size() == 1 || g.M * g.N * g.K * g.batch < kTuneMinWork;
   plan.label = labelId("  gemm " + std::string(dtypeName(g.inType)) + (compute == lt::kComputeF32 ? "" : "/tf32") + "→" +
                        dtypeName(g.outType) + " " + std::to_string(g.M) + "×" + std::to_string(g.N) + "×" +
                        std::to_string(g.K) + (g.batch > 1 ? "×" + std::to_string(g.batch) : "") +
                        (g.transA ? " tA" : "") + (g.transB ? " tB" : ""));
-  return s.plans.emplace(key, plan).first->second;
+  return plan;
+}
+
+/**
+ * The cached plan for g's shape, dtypes, alignments and compute type. The first call outside a CUDA graph capture
+ * times the heuristic's candidates on g's operands and keeps the fastest (unless tuning is off or the GEMM is tiny).
+ */
+GemmPlan& planFor(const GemmSpec& g) {
+  State& s = state();
+  int alignA = alignmentOf(g.A), alignB = alignmentOf(g.B), alignC = alignmentOf(g.C);
+  // TF32 (opt-in) only changes f32 inputs; halves always multiply exactly with f32 accumulation.
+  int compute = g.inType == F32 && s.opts.tf32 ? lt::kComputeF32FastTf32 : lt::kComputeF32;
+  GemmKey key{g.inType, g.outType, g.transA, g.transB, g.M, g.N, g.K, g.batch, g.strideA, g.strideB, g.strideC,
+              alignA, alignB, alignC, compute};
+  auto found = s.plans.find(key);
+  if (found == s.plans.end()) found = s.plans.emplace(key, makePlan(g, compute, alignA, alignB, alignC)).first;
+  GemmPlan& plan = found->second;
+  if (!plan.settled && tuningEnabled() && !streamCapturing()) tune(plan, g);
+  return plan;
 }
 
 }  // namespace
@@ -161,8 +307,7 @@ void gemm(const GemmSpec& g) {
   if (g.K == 0) {
     // An empty sum: C = beta·C; only beta 0 (overwrite) and 1 (accumulate) are used.
     if (g.beta == 0.0f) {
-      long long span = g.batch > 1 ? g.strideC * (g.batch - 1) + g.M * g.N : g.M * g.N;
-      zeroFill(g.C, span * bytesOf(g.outType));
+      zeroFill(g.C, outputSpan(g) * bytesOf(g.outType));
     }
     return;
   }
@@ -173,6 +318,23 @@ void gemm(const GemmSpec& g) {
                                    plan.out, g.C, plan.out, &plan.algo, s.workspace, kWorkspaceBytes, s.stream);
   if (range >= 0) profileEnd(range);
   ltCheck(status, "matmul");
+}
+
+// ---- gemm_bench.h ----
+
+GemmCandidateReport gemmCandidateReport(const GemmSpec& g, int warmup, int reps) {
+  GemmPlan& plan = planFor(g);
+  std::vector<double> ms = timeCandidates(plan, g, warmup, reps);
+  GemmCandidateReport report;
+  report.label = labelName(plan.label);
+  report.label.erase(0, report.label.find_first_not_of(' '));
+  report.tuned = plan.tuned;
+  for (size_t i = 0; i < plan.candidates.size(); i++) {
+    const lt::HeuristicResult& c = plan.candidates[i];
+    report.candidates.push_back({ms[i], c.workspaceSize, c.wavesCount});
+    if (report.chosen < 0 && std::memcmp(&c.algo, &plan.algo, sizeof plan.algo) == 0) report.chosen = static_cast<int>(i);
+  }
+  return report;
 }
 
 // ---- runtime.h ----

@@ -4,6 +4,8 @@ import {
   sizeOf,
   type Backend,
   type BackendMemory,
+  type BufferCopy,
+  type CapturedGraph,
   type DataId,
   type DType,
   type Shape,
@@ -82,6 +84,44 @@ export class CudaBackend implements Backend {
 
   sync(): Promise<void> {
     return this.#native.sync();
+  }
+
+  write(dataId: DataId, values: TensorData, dtype: DType): void {
+    const buffer = this.buffer(dataId, 'write');
+    if (values.length * bytesPerElement(dtype) > buffer.bytes) throw new Error(`cuda write: ${values.length} ${dtype} values do not fit a buffer of ${buffer.bytes} bytes.`);
+    if (values.length > 0) this.#native.upload(buffer.address, values);
+  }
+
+  copy(pairs: readonly BufferCopy[]): void {
+    const args: number[] = [pairs.length];
+    for (const { dst, src, size, dtype } of pairs) {
+      args.push(this.buffer(dst, 'assign').address, this.buffer(src, 'assign').address, size * bytesPerElement(dtype));
+    }
+    this.launch('copyMany', 'assign', args);
+  }
+
+  /** A CUDA graph of the kernels `record` launches (see Engine.capture). */
+  capture(record: () => void): CapturedGraph {
+    const native = this.#native;
+    native.captureBegin();
+    try {
+      record();
+    } catch (e) {
+      native.captureAbort();
+      throw e;
+    }
+    const graph = native.captureEnd();
+    let live = true;
+    return {
+      replay: () => {
+        if (!live) throw new Error('replay: this captured graph was disposed.');
+        native.graphLaunch(graph);
+      },
+      dispose: () => {
+        if (live) native.graphDestroy(graph);
+        live = false;
+      },
+    };
   }
 
   memory(): BackendMemory {

@@ -2,6 +2,7 @@ import { engine, type KernelFunc } from '@mamba-ts/tensor';
 import { nativeAddon } from './availability.js';
 import { CudaBackend } from './backend.js';
 import { basicKernels } from './kernels/basic.js';
+import { decodeKernels } from './kernels/decode.js';
 import { fusedKernels } from './kernels/fused.js';
 import { formatCudaProfile, profilingEnabled, setProfiling, takeCudaProfile, timedKernel, type CudaProfile } from './profile.js';
 
@@ -17,7 +18,7 @@ export interface RegisterCudaOptions {
 
 /** Every kernel the cuda backend implements natively. */
 export function cudaKernels(): Record<string, KernelFunc> {
-  return { ...basicKernels(), ...fusedKernels() } as Record<string, KernelFunc>;
+  return { ...basicKernels(), ...fusedKernels(), ...decodeKernels() } as Record<string, KernelFunc>;
 }
 
 /**
@@ -47,10 +48,14 @@ export function registerCudaBackend({ activate = false }: RegisterCudaOptions = 
  * Test and tuning knobs of the native code: the selective scan's chunk lengths along the sequence (0 = automatic;
  * the backward chunk is capped at 32) and `debugSync` (synchronise after every kernel, so a failing kernel is named
  * exactly; also set by MAMBA_TS_CUDA_SYNC=1), `tf32` (f32 matmuls on tensor cores with TF32 inputs: faster, about
- * three significant digits per product, so off by default; also MAMBA_TS_CUDA_TF32=1) and `profile` (see
- * takeProfile; also MAMBA_TS_CUDA_PROFILE=1).
+ * three significant digits per product, so off by default; also MAMBA_TS_CUDA_TF32=1), `gemmTune` (1, the default:
+ * the first time a GEMM shape runs, time cuBLASLt's candidate algorithms and keep the fastest; 0: take the heuristic's
+ * first choice; also MAMBA_TS_CUDA_GEMM_TUNE=0) and `profile` (see takeProfile; also MAMBA_TS_CUDA_PROFILE=1).
  */
-export function setCudaOption(name: 'scanForwardChunk' | 'scanBackwardChunk' | 'debugSync' | 'tf32' | 'profile', value: number): void {
+export function setCudaOption(
+  name: 'scanForwardChunk' | 'scanBackwardChunk' | 'debugSync' | 'tf32' | 'gemmTune' | 'profile',
+  value: number,
+): void {
   if (name === 'profile') setProfiling(nativeAddon(), value !== 0);
   else nativeAddon().setOption(name, value);
 }

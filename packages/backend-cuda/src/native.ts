@@ -30,7 +30,7 @@ export interface NativeMemory {
   liveBuffers: number;
 }
 
-export type NativeOption = 'scanForwardChunk' | 'scanBackwardChunk' | 'debugSync' | 'tf32' | 'profile';
+export type NativeOption = 'scanForwardChunk' | 'scanBackwardChunk' | 'debugSync' | 'tf32' | 'gemmTune' | 'profile';
 
 export interface NativeProfileRow {
   label: string;
@@ -58,6 +58,14 @@ export interface NativeAddon {
   setOption(name: NativeOption, value: number): void;
   /** Waits for the device; per-label GPU times since the last report (profiling mode), slowest first. */
   profileReport(): NativeProfileRow[];
+  /** Starts capturing the stream into a CUDA graph; allocations until captureEnd come from the graph's own pool. */
+  captureBegin(): void;
+  /** Ends the capture; returns the instantiated graph's id. */
+  captureEnd(): number;
+  /** Ends a capture without keeping it. */
+  captureAbort(): void;
+  graphLaunch(graph: number): void;
+  graphDestroy(graph: number): void;
 }
 
 /** Where the addon is looked for: MAMBA_TS_CUDA_ADDON, else build/Release/mamba_cuda.node of this package. */

@@ -1,4 +1,4 @@
-import type { Backend, BackendMemory, DataId, DType, TensorData } from '@mamba-ts/tensor';
+import type { Backend, BackendMemory, BufferCopy, DataId, DType, TensorData } from '@mamba-ts/tensor';
 import { bytesPerElement } from '@mamba-ts/tensor';
 import { HeapAllocator } from './allocator.js';
 import type { KernelExports } from './wasm-module.js';
@@ -100,6 +100,17 @@ export class WasmBackend implements Backend {
 
   free(dataId: DataId): void {
     this.freeBytes(dataId as WasmBuffer);
+  }
+
+  write(dataId: DataId, values: TensorData, dtype: DType): void {
+    this.u8.set(new Uint8Array(values.buffer, values.byteOffset, values.length * bytesPerElement(dtype)), (dataId as WasmBuffer).ptr);
+  }
+
+  copy(pairs: readonly BufferCopy[]): void {
+    for (const { dst, src, size, dtype } of pairs) {
+      const from = (src as WasmBuffer).ptr;
+      this.u8.copyWithin((dst as WasmBuffer).ptr, from, from + size * bytesPerElement(dtype));
+    }
   }
 
   async read(dataId: DataId, dtype: DType, size: number): Promise<TensorData> {

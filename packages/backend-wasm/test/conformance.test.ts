@@ -3,4 +3,6 @@ import { runBackendConformance } from '@mamba-ts/tensor/testing';
 import { registerWasmBackendSync } from '@mamba-ts/backend-wasm';
 
 registerWasmBackendSync();
-runBackendConformance('wasm', { describe, test, expect });
+// The decode-step kernels (inference only) run on cpu through the fallback; the decoder uses them only where a
+// backend has them natively.
+runBackendConformance('wasm', { describe, test, expect }, { allowMissing: ['residualRmsNorm', 'convStep', 'ssmStep'] });

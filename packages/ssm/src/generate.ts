@@ -1,5 +1,6 @@
 import { checkSamplingOptions, concat, createSampler, engine, narrow, reshape, tensor, type SamplingOptions, type Tensor } from '@mamba-ts/tensor';
 import type { MambaLM } from './model.js';
+import { Decoder } from './decoder.js';
 import { MambaState } from './state.js';
 
 export interface GenerateOptions extends SamplingOptions {
@@ -26,53 +27,55 @@ export function prefill(model: MambaLM, promptIds: readonly number[], state?: Ma
 
 /**
  * Generates continuations of a batch of prompts of any lengths: each prompt is prefilled on its own (no padding),
- * then all sequences advance together through the recurrent step. Returns the new ids of each prompt.
+ * then all sequences advance together through a `Decoder` (one replayed graph per token where the backend can
+ * capture). Greedy decoding picks tokens on the device; sampling reads the logits. Returns the new ids of each prompt.
  */
 export async function generate(model: MambaLM, prompts: readonly (readonly number[])[], opts: GenerateOptions = {}): Promise<number[][]> {
   const { maxNewTokens = 32, stopTokens = [model.config.eosTokenId], onToken } = opts;
   checkSamplingOptions(opts);
   if (prompts.length === 0) return [];
   const sample = createSampler(opts);
+  const greedy = opts.greedy === true || opts.temperature === 0;
   const V = model.config.vocabSize;
 
   const starts = prompts.map((p) => prefill(model, p));
-  let state = MambaState.concat(starts.map((s) => s.state));
-  let logits = engine().tidy(() => reshape(concat(starts.map((s) => s.logits), 0), [prompts.length, V]));
-  logits.keep();
+  const state = MambaState.concat(starts.map((s) => s.state));
+  const first = engine().tidy(() => reshape(concat(starts.map((s) => s.logits), 0), [prompts.length, V])).keep();
   for (const s of starts) {
     s.state.dispose();
     s.logits.dispose();
   }
+  const decoder = new Decoder(model, prompts.length, { state });
+  state.dispose();
 
   const out: number[][] = prompts.map(() => []);
   const done = prompts.map(() => maxNewTokens <= 0);
+  /** Records each live sequence's token; returns the ids to feed next. */
+  const take = (tokens: ArrayLike<number>): Int32Array =>
+    Int32Array.from(prompts, (_, b) => {
+      if (done[b]) return stopTokens[0] ?? 0;
+      const token = tokens[b];
+      out[b].push(token);
+      onToken?.(token, b);
+      if (stopTokens.includes(token) || out[b].length >= maxNewTokens) done[b] = true;
+      return token;
+    });
+  const sampleRows = async (logits: Tensor): Promise<number[]> => {
+    const rows = await logits.toFloat32();
+    return prompts.map((_, b) => sample(rows.subarray(b * V, (b + 1) * V)));
+  };
   try {
-    while (!done.every(Boolean)) {
-      const rows = await logits.toFloat32();
-      const next = prompts.map((_, b) => {
-        if (done[b]) return stopTokens[0] ?? 0;
-        const token = sample(rows.subarray(b * V, (b + 1) * V));
-        out[b].push(token);
-        onToken?.(token, b);
-        if (stopTokens.includes(token) || out[b].length >= maxNewTokens) done[b] = true;
-        return token;
-      });
-      if (done.every(Boolean)) break;
-      const stepped = engine().noGrad(() =>
-        engine().tidy(() => {
-          const r = model.step(tensor(Int32Array.from(next), [next.length], 'i32'), state);
-          r.state.keep();
-          return r;
-        }),
-      );
-      state.dispose();
-      logits.dispose();
-      state = stepped.state;
-      logits = stepped.logits.keep();
+    if (!done.every(Boolean)) {
+      let next = take(await sampleRows(first));
+      for (let fed = false; !done.every(Boolean); fed = true) {
+        if (greedy && fed) decoder.advance();
+        else decoder.feed(next);
+        next = take(greedy ? await decoder.argmax() : await sampleRows(decoder.logits));
+      }
     }
   } finally {
-    state.dispose();
-    logits.dispose();
+    first.dispose();
+    decoder.dispose();
   }
   return out;
 }

@@ -5,3 +5,4 @@ export { MambaState, type LayerState } from './state.js';
 export { TextTokenizer } from './tokenizer.js';
 export { fromPretrained, readMambaConfig, keepsFp32, type LoadOptions } from './load.js';
 export { generate, prefill, streamTokens, type GenerateOptions } from './generate.js';
+export { Decoder, type DecoderOptions } from './decoder.js';

@@ -40,6 +40,30 @@ export interface Backend {
   resetPeak(): void;
   /** Called when the backend is being replaced or the engine is reset. */
   dispose?(): void;
+  /** Overwrites the first `values.length` elements of a buffer in place (optional: `engine().write`). */
+  write?(dataId: DataId, values: TensorData, dtype: DType): void;
+  /** In-place copies, each of `size` elements of `dtype` from `src` over `dst` (optional: `engine().assign`). */
+  copy?(pairs: readonly BufferCopy[]): void;
+  /**
+   * Optional: runs `record` while capturing every kernel it launches into a graph replayable with one call
+   * (CUDA graphs). Buffers allocated during the capture stay reserved for the graph until it is disposed.
+   */
+  capture?(record: () => void): CapturedGraph;
+}
+
+export interface BufferCopy {
+  dst: DataId;
+  src: DataId;
+  size: number;
+  dtype: DType;
+}
+
+/** Work recorded once by `engine().capture`, re-run on the same buffers by `replay()`. */
+export interface CapturedGraph {
+  /** Enqueues the recorded kernels again: inputs are read anew, outputs overwritten. */
+  replay(): void;
+  /** Releases the graph and the memory reserved for it. */
+  dispose(): void;
 }
 
 export type KernelFunc = (inputs: readonly TensorInfo[], attrs: Record<string, unknown>, backend: Backend) => TensorInfo[];

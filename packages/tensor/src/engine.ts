@@ -1,4 +1,5 @@
-import type { Backend, KernelFunc, TensorInfo } from './backend.js';
+import type { Backend, CapturedGraph, KernelFunc, TensorInfo } from './backend.js';
+import type { TensorData } from './dtype.js';
 import { formatShape, shapesEqual, sizeOf, type Shape } from './shape.js';
 import { Tensor, type Storage } from './tensor.js';
 
@@ -155,6 +156,62 @@ export class Engine {
     const t = this.#track(new Tensor(source.storage, shape, source.dtype));
     this.#recordIfTracked('reshape', [source], [t], { shape });
     return t;
+  }
+
+  /** Overwrites `t`'s values in place (e.g. the input buffer a captured graph reads). */
+  write(t: Tensor, values: TensorData): void {
+    const backend = this.#inPlace('write', t, 'write');
+    if (values.length !== t.size) throw new Error(`write: ${values.length} values given for a tensor of ${t.size} [${t.shape.join(', ')}].`);
+    const kind = t.dtype === 'f32' ? Float32Array : t.dtype === 'i32' ? Int32Array : Uint16Array;
+    if (!(values instanceof kind)) throw new Error(`write: a ${t.dtype} tensor takes a ${kind.name}, got a ${values.constructor.name}.`);
+    backend.write!(t.storage.dataId, values, t.dtype);
+  }
+
+  /** Copies each pair's source over its destination in place (same backend, dtype and size). */
+  assign(pairs: readonly (readonly [dst: Tensor, src: Tensor])[]): void {
+    if (pairs.length === 0) return;
+    const backend = this.#inPlace('assign', pairs[0][0], 'copy');
+    backend.copy!(
+      pairs.map(([dst, src], i) => {
+        src.assertAlive('assign');
+        if (src.storage.backend !== backend || dst.storage.backend !== backend || src.dtype !== dst.dtype || src.size !== dst.size) {
+          throw new Error(
+            `assign: pair ${i} copies ${src.dtype}[${src.shape.join(', ')}] on "${src.backend}" over ${dst.dtype}[${dst.shape.join(', ')}] on "${dst.backend}"; both must have the same backend, dtype and size.`,
+          );
+        }
+        return { dst: dst.storage.dataId, src: src.storage.dataId, size: dst.size, dtype: dst.dtype };
+      }),
+    );
+  }
+
+  #inPlace(what: string, t: Tensor, method: 'write' | 'copy'): Backend {
+    t.assertAlive(what);
+    const backend = t.storage.backend;
+    if (!backend[method]) throw new Error(`${what}: backend "${backend.name}" cannot overwrite tensors in place.`);
+    return backend;
+  }
+
+  /** Whether the current backend can capture work into a replayable graph (`capture`). */
+  canCapture(): boolean {
+    return typeof this.getBackend().capture === 'function';
+  }
+
+  /**
+   * Runs `f` once (no gradients), capturing every kernel it launches into a graph: `graph.replay()` re-runs them
+   * on the same buffers with one call, reading the inputs' current values and overwriting `result`'s tensors.
+   * Inputs must stay alive while the graph is used; feed new values with `write`/`assign` between replays.
+   */
+  capture<T>(f: () => T): { result: T; graph: CapturedGraph } {
+    const backend = this.getBackend();
+    if (!backend.capture) {
+      throw new Error(`capture: backend "${backend.name}" cannot capture work into a graph; check engine().canCapture() first.`);
+    }
+    if (this.#tape) throw new Error('capture: gradients cannot be recorded inside a capture; capture inference work only.');
+    let result!: T;
+    const graph = backend.capture(() => {
+      result = this.noGrad(() => this.tidy(f));
+    });
+    return { result, graph };
   }
 
   releaseTensor(t: Tensor): void {

@@ -3,7 +3,7 @@ import { engine, type Engine } from './engine.js';
 import type { Backend, KernelFunc } from './backend.js';
 import type { Tensor } from './tensor.js';
 
-export type { Backend, BackendMemory, DataId, KernelFunc, TensorInfo } from './backend.js';
+export type { Backend, BackendMemory, BufferCopy, CapturedGraph, DataId, KernelFunc, TensorInfo } from './backend.js';
 export { Engine, engine, type GradFunc, type GradContext, type GradSaves, type MemoryInfo } from './engine.js';
 export { Tensor, asFloat32, type Storage } from './tensor.js';
 export * from './dtype.js';
@@ -13,6 +13,7 @@ export { valueAndGrad, grad, noGrad, checkpoint } from './autograd.js';
 export * from './ops/core.js';
 export * from './ops/math.js';
 export * from './ops/fused.js';
+export * from './ops/decode.js';
 export { Module, ModuleList, Parameter } from './nn/module.js';
 export { Linear, Embedding, RMSNorm, LayerNorm, asDType, type LinearOptions } from './nn/layers.js';
 export { AdamW, type AdamWOptions } from './optim/adamw.js';

@@ -6,6 +6,7 @@
 
 #include <cfloat>
 #include <cmath>
+#include <type_traits>
 
 #include "../common.h"
 #include "../context.h"
@@ -135,6 +136,82 @@ __device__ inline Lse blockLse(Lse v) {
   Lse total{-INFINITY, 0.0f};
   for (int w = 0; w < (int)(blockDim.x >> 5); w++) total = lseCombine(total, Lse{maxes[w], sums[w]});
   return total;
+}
+
+// ---- compile-time element types (kernels templated on the dtype of their large tensors) ----
+
+__device__ __forceinline__ float toFloat(float v) { return v; }
+__device__ __forceinline__ float toFloat(__half v) { return __half2float(v); }
+__device__ __forceinline__ float toFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+/** Rounds to nearest even, as storef. */
+template <class T>
+__device__ __forceinline__ T fromFloat(float v) {
+  if constexpr (std::is_same_v<T, float>) return v;
+  else if constexpr (std::is_same_v<T, __half>) return __float2half_rn(v);
+  else return __float2bfloat16_rn(v);
+}
+
+/** The dtype code of a float element type. */
+template <class T>
+constexpr int dtypeCodeOf() {
+  if constexpr (std::is_same_v<T, float>) return F32;
+  else if constexpr (std::is_same_v<T, __half>) return F16;
+  else return BF16;
+}
+
+/** N consecutive elements, aligned so that one vector instruction moves them. */
+template <class T, int N>
+struct alignas(sizeof(T) * N) ElemPack {
+  T e[N];
+};
+
+/** True when p is aligned for ElemPack<T, N> accesses. */
+template <class T, int N>
+inline bool packAligned(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % (sizeof(T) * N) == 0;
+}
+
+/** v[j] = src[i + j] for j < valid, 0 beyond. With `vector` (i a multiple of N, src aligned for the pack) and a full
+ *  pack, one vector load; otherwise element by element. src holds T elements. */
+template <class T, int N>
+__device__ __forceinline__ void loadPack(const void* src, long long i, int valid, bool vector, float (&v)[N]) {
+  const T* p = static_cast<const T*>(src) + i;
+  if (vector && valid >= N) {
+    ElemPack<T, N> pack = *reinterpret_cast<const ElemPack<T, N>*>(p);
+#pragma unroll
+    for (int j = 0; j < N; j++) v[j] = toFloat(pack.e[j]);
+    return;
+  }
+#pragma unroll
+  for (int j = 0; j < N; j++) v[j] = j < valid ? toFloat(p[j]) : 0.0f;
+}
+
+/** dst[i + j] = v[j] for j < valid; the vector form as loadPack. */
+template <class T, int N>
+__device__ __forceinline__ void storePack(void* dst, long long i, int valid, bool vector, const float (&v)[N]) {
+  T* p = static_cast<T*>(dst) + i;
+  if (vector && valid >= N) {
+    ElemPack<T, N> pack;
+#pragma unroll
+    for (int j = 0; j < N; j++) pack.e[j] = fromFloat<T>(v[j]);
+    *reinterpret_cast<ElemPack<T, N>*>(p) = pack;
+    return;
+  }
+#pragma unroll
+  for (int j = 0; j < N; j++)
+    if (j < valid) p[j] = fromFloat<T>(v[j]);
+}
+
+/** Calls f(T{}) with T the element type of a float dtype (f32, f16, bf16); returns false for other dtypes. */
+template <class F>
+inline bool withFloatType(int dtype, F&& f) {
+  switch (dtype) {
+    case F32: f(float{}); return true;
+    case F16: f(__half{}); return true;
+    case BF16: f(__nv_bfloat16{}); return true;
+    default: return false;
+  }
 }
 
 }  // namespace mcuda

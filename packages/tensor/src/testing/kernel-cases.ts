@@ -140,6 +140,12 @@ function castCase(): KernelCase {
   };
 }
 
+/**
+ * RMSNorm rows for the cuda kernels' paths: a warp per row up to 1024 columns (16-byte accesses when cols % 4 == 0),
+ * a block per row up to 4096, a generic kernel beyond; 5000 rows make each warp walk several rows.
+ */
+const RMS_NORM_WIDE: [number, number][] = [[5000, 12], [37, 768], [9, 1030], [6, 2048], [3, 4099]];
+
 function convVariants(dtype: FloatDType, g: Gen, withDy: boolean): KernelVariant[] {
   const plans: [string, number, number, number, number, boolean, boolean, boolean][] = [
     // label, B, L, E, W, bias, initialState, silu
@@ -148,6 +154,12 @@ function convVariants(dtype: FloatDType, g: Gen, withDy: boolean): KernelVariant
     ['bias state silu', 2, 5, 7, 4, true, true, true],
     ['state W3 L2 < W', 1, 2, 6, 3, false, true, false],
     ['W1', 2, 3, 5, 1, true, false, true],
+    // The cuda kernels tile time by 16 steps, 8 tiles a block, and channels by 64 (2 per thread): several tiles and
+    // channel blocks, L not a multiple of the tile, odd E (element-wise accesses), W < 4 (padded taps), W > 4.
+    ['tiles E70 bias state silu', 2, 150, 70, 4, true, true, true],
+    ['tiles odd E W2 state', 1, 37, 9, 2, false, true, false],
+    ['W3 L33 E66 bias silu', 3, 33, 66, 3, true, false, true],
+    ['W6 bias state silu', 2, 11, 5, 6, true, true, true],
   ];
   return plans.map(([label, B, L, E, W, bias, state, silu]) => {
     const names = ['x', 'weight'];
@@ -222,6 +234,96 @@ function stateUpdateCase(): KernelCase {
         const make: Record<string, () => Tensor> = { D: () => g.normal([E], 'f32'), z: () => g.normal([Bt, E], dtype), deltaBias: () => g.uniform([E], 'f32', -1, 0.5) };
         for (const name of optional) (names.push(name), inputs.push(make[name]()));
         return v(label, inputs, { names, deltaSoftplus });
+      }),
+  };
+}
+
+/** The decode-step kernels (inference only: no grad cases). Odd sizes; optional inputs present and absent. */
+function residualRmsNormCase(): KernelCase {
+  // label, shape, residual dtype ('*' = the run's dtype), update dtype (null = absent), weight dtype, outDtype
+  const plans: [string, number[], string, string | null, string, string][] = [
+    ['f32 stream, update and output in dtype', [3, 37], 'f32', '*', 'f32', '*'],
+    ['all in dtype, leading dims', [2, 3, 13], '*', '*', '*', '*'],
+    ['no update, f32 output', [1, 29], '*', null, 'f32', 'f32'],
+    ['f32 update into a dtype stream', [5, 7], '*', 'f32', '*', 'f32'],
+  ];
+  return {
+    dtypes: 'float',
+    variants: (dtype, g) =>
+      plans.map(([label, shape, resType, updType, wType, outType]) => {
+        const dt = (t: string): DType => (t === '*' ? dtype : (t as DType));
+        const D = shape[shape.length - 1];
+        const names = ['residual'];
+        const inputs = [g.normal(shape, dt(resType), 2)];
+        if (updType) (names.push('update'), inputs.push(g.normal(shape, dt(updType))));
+        names.push('weight');
+        inputs.push(g.uniform([D], dt(wType), 0.5, 1.5));
+        return v(label, inputs, { names, eps: 1e-5, outDtype: dt(outType) });
+      }),
+  };
+}
+
+function convStepCase(): KernelCase {
+  // label, B, E, C (xz columns), W, bias, silu, convState and weight/bias in f32 (else in the run's dtype)
+  const plans: [string, number, number, number, number, boolean, boolean, boolean][] = [
+    ['W4 bias silu, C > 2E', 2, 7, 17, 4, true, true, false],
+    ['W2 no bias no silu, C = E', 3, 5, 5, 2, false, false, false],
+    ['W4 f32 state and weights', 1, 9, 19, 4, true, true, true],
+    ['W3 no bias silu', 2, 6, 13, 3, false, true, false],
+    ['W1 (empty state)', 2, 3, 6, 1, true, true, false],
+  ];
+  return {
+    dtypes: 'float',
+    variants: (dtype, g) =>
+      plans.map(([label, B, E, C, W, bias, silu, f32Params]) => {
+        const pt: DType = f32Params ? 'f32' : dtype;
+        const names = ['xz', 'convState', 'weight'];
+        const inputs = [g.normal([B, C], dtype), g.normal([B, E, W - 1], pt), g.normal([E, W], pt, 0.5)];
+        if (bias) (names.push('bias'), inputs.push(g.normal([E], pt, 0.5)));
+        return v(label, inputs, { names, silu });
+      }),
+  };
+}
+
+interface SsmStepPlan {
+  label: string;
+  /** B, E, N, R, extra xz columns past 2E */
+  dims: [number, number, number, number, number];
+  optional: ('dtBias' | 'D')[];
+  deltaSoftplus: boolean;
+  /** dtWeight, dtBias, ALog and D in f32 (the precision policy) rather than the run's dtype. */
+  f32Params: boolean;
+  /** Range of dtBias (large values cross softplus's threshold of 20). */
+  biasRange?: [number, number];
+}
+
+const SSM_STEP_PLANS: SsmStepPlan[] = [
+  { label: 'minimal, C = 2E', dims: [1, 5, 3, 2, 0], optional: [], deltaSoftplus: true, f32Params: true },
+  { label: 'all inputs N16 R5', dims: [2, 7, 16, 5, 3], optional: ['dtBias', 'D'], deltaSoftplus: true, f32Params: true },
+  { label: 'params in dtype', dims: [3, 6, 5, 3, 1], optional: ['dtBias', 'D'], deltaSoftplus: true, f32Params: false },
+  { label: 'no softplus', dims: [2, 4, 4, 7, 2], optional: ['D', 'dtBias'], deltaSoftplus: false, f32Params: true, biasRange: [0.2, 0.6] },
+  { label: 'large delta crosses the softplus threshold', dims: [1, 6, 2, 3, 1], optional: ['dtBias'], deltaSoftplus: true, f32Params: true, biasRange: [17, 23] },
+  { label: 'N33 (more states than a warp)', dims: [2, 3, 33, 6, 5], optional: ['D'], deltaSoftplus: true, f32Params: true },
+];
+
+function ssmStepCase(): KernelCase {
+  return {
+    dtypes: 'float',
+    variants: (dtype, g) =>
+      SSM_STEP_PLANS.map((plan) => {
+        const [B, E, N, R, extra] = plan.dims;
+        const pt: DType = plan.f32Params ? 'f32' : dtype;
+        const [lo, hi] = plan.biasRange ?? [-3, 0];
+        const names = ['state', 'x', 'xz', 'dbc', 'dtWeight'];
+        const inputs = [
+          g.normal([B, E, N], 'f32'), g.normal([B, E], dtype), g.normal([B, 2 * E + extra], dtype), g.normal([B, R + 2 * N], dtype),
+          g.normal([E, R], pt, 0.1 / Math.sqrt(R)),
+        ];
+        if (plan.optional.includes('dtBias')) (names.push('dtBias'), inputs.push(g.uniform([E], pt, lo, hi)));
+        names.push('ALog');
+        inputs.push(g.uniform([E, N], pt, -1, 1.5));
+        if (plan.optional.includes('D')) (names.push('D'), inputs.push(g.normal([E], pt)));
+        return v(plan.label, inputs, { names, deltaSoftplus: plan.deltaSoftplus });
       }),
   };
 }
@@ -342,6 +444,7 @@ export function kernelCases(): Record<string, KernelCase> {
       variants: (dtype, g) => [
         v('[3,7]', [g.normal([3, 7], dtype), g.uniform([7], dtype, 0.5, 1.5)], { eps: 1e-5 }),
         v('[2,5,13]', [g.normal([2, 5, 13], dtype), g.uniform([13], dtype, 0.5, 1.5)], { eps: 1e-6 }),
+        ...RMS_NORM_WIDE.map(([rows, cols]) => v(`[${rows},${cols}]`, [g.normal([rows, cols], dtype), g.uniform([cols], dtype, 0.5, 1.5)], { eps: 1e-5 })),
       ],
     },
     rmsNormGrad: {
@@ -349,6 +452,8 @@ export function kernelCases(): Record<string, KernelCase> {
       variants: (dtype, g) => [
         v('[3,7]', [g.normal([3, 7], dtype), g.normal([3, 7], dtype), g.uniform([7], dtype, 0.5, 1.5)], { eps: 1e-5 }),
         v('[2,5,13]', [g.normal([2, 5, 13], dtype), g.normal([2, 5, 13], dtype), g.uniform([13], dtype, 0.5, 1.5)], { eps: 1e-6 }),
+        ...RMS_NORM_WIDE.map(([rows, cols]) =>
+          v(`[${rows},${cols}]`, [g.normal([rows, cols], dtype), g.normal([rows, cols], dtype), g.uniform([cols], dtype, 0.5, 1.5)], { eps: 1e-5 })),
       ],
     },
     layerNorm: {
@@ -382,6 +487,9 @@ export function kernelCases(): Record<string, KernelCase> {
     selectiveScan: selectiveScanCase(false),
     selectiveScanGrad: selectiveScanCase(true),
     selectiveStateUpdate: stateUpdateCase(),
+    residualRmsNorm: residualRmsNormCase(),
+    convStep: convStepCase(),
+    ssmStep: ssmStepCase(),
     crossEntropy: crossEntropyCase(false),
     crossEntropyGrad: crossEntropyCase(true),
     linearCrossEntropy: linearCrossEntropyCase(false),

@@ -1,4 +1,4 @@
-import type { Backend, BackendMemory, DataId } from '../../backend.js';
+import type { Backend, BackendMemory, BufferCopy, DataId } from '../../backend.js';
 import { allocArray, bytesPerElement, type DType, type TensorData } from '../../dtype.js';
 
 /** A cpu buffer: a typed array of the dtype's storage kind. */
@@ -43,6 +43,14 @@ export class CpuBackend implements Backend {
 
   readSync(dataId: DataId, _dtype: DType, _size: number): TensorData {
     return (dataId as CpuBuffer).data.slice();
+  }
+
+  write(dataId: DataId, values: TensorData): void {
+    bufferOf(dataId).set(values as never);
+  }
+
+  copy(pairs: readonly BufferCopy[]): void {
+    for (const { dst, src, size } of pairs) bufferOf(dst).set(bufferOf(src).subarray(0, size) as never);
   }
 
   async sync(): Promise<void> {}

@@ -1,6 +1,7 @@
 import { engine } from '../../engine.js';
 import { CpuBackend } from './backend.js';
 import { basicKernels } from './kernels-basic.js';
+import { decodeKernels } from './kernels-decode.js';
 import { fusedKernels } from './kernels-fused.js';
 
 export { CpuBackend } from './backend.js';
@@ -10,5 +11,5 @@ export function registerCpuBackend(): void {
   const e = engine();
   if (e.backendNames().includes('cpu')) return;
   e.registerBackend(new CpuBackend());
-  for (const [name, fn] of Object.entries({ ...basicKernels(), ...fusedKernels() })) e.registerKernel('cpu', name, fn);
+  for (const [name, fn] of Object.entries({ ...basicKernels(), ...fusedKernels(), ...decodeKernels() })) e.registerKernel('cpu', name, fn);
 }

@@ -5,3 +5,4 @@ export * from './norm.js';
 export * from './cross-entropy.js';
 export * from './embedding.js';
 export * from './adamw.js';
+export * from './decode.js';

@@ -1,0 +1,141 @@
+// Timing of the causal conv and RMSNorm kernels alone on cuda at the Mamba-130m training shapes (B 8, L 1024,
+// E 1536, W 4, D 768): causalConv1d, causalConv1dGrad (bias, SiLU), rmsNorm, rmsNormGrad, with the token tensors in
+// f32 and bf16 (RMSNorm's weight stays f32, the conv's weight and bias take the token dtype, as in training).
+// Each kernel's GPU time comes from the backend's profiling mode (CUDA events around the op), one report per call,
+// and the median over the calls is set against the bytes the kernel must move at least (every input read once,
+// every output written once): achieved GB/s and the share of the device's peak bandwidth. A program, not a test:
+// prints JSON, then the same as a table. Gradient fingerprints show whether two backward calls agree bit for bit.
+//   node bench-conv-norm.mjs [B L E W D]
+import * as T from '@mamba-ts/tensor';
+import { cudaStatus, isAvailable, registerCudaBackend, setCudaOption, takeProfile, unavailableReason } from '../src/index.js';
+
+const [B, L, E, W, D] = process.argv.length >= 7 ? process.argv.slice(2, 7).map(Number) : [8, 1024, 1536, 4, 768];
+const ITERS = 25;
+
+/** Vendor datasheet memory bandwidth (bytes/s) by device name; the addon does not report the memory clock. */
+const PEAK_BANDWIDTH: [RegExp, number][] = [
+  [/H200/, 4.8e12],
+  [/H100.*(SXM|HBM3)/, 3.35e12],
+  [/H100/, 2.0e12],
+  [/A100.*80GB/, 2.039e12],
+  [/A100/, 1.555e12],
+  [/L40S|L40/, 0.864e12],
+  [/RTX 4090/, 1.008e12],
+];
+const DEFAULT_PEAK = 4.8e12;
+
+function peakBandwidth(device: string): { bytesPerSecond: number; source: string } {
+  for (const [pattern, bytes] of PEAK_BANDWIDTH) {
+    if (pattern.test(device)) return { bytesPerSecond: bytes, source: `datasheet value for ${device}` };
+  }
+  return { bytesPerSecond: DEFAULT_PEAK, source: `unknown device "${device}": assumed the H200's 4.8 TB/s` };
+}
+
+const bytesOf = (dtype: T.DType): number => (dtype === 'f32' || dtype === 'i32' ? 4 : 2);
+
+/** FNV-1a over the bytes of the tensors' f32 values. */
+async function fingerprint(ts: readonly T.Tensor[]): Promise<string> {
+  let h = 0x811c9dc5;
+  for (const t of ts) {
+    const bytes = new Uint8Array((await t.toFloat32()).buffer);
+    for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], 0x01000193) >>> 0;
+  }
+  return h.toString(16);
+}
+
+/** Median GPU time (ms) of `kernel`'s op over ITERS calls, each call's time read from its own profile report. */
+async function medianGpuMs(kernel: string, inputs: T.Tensor[], attrs: Record<string, unknown>): Promise<number> {
+  const call = () => T.dispose(T.engine().runKernel(kernel, inputs, attrs));
+  for (let i = 0; i < 3; i++) call();
+  takeProfile();
+  const times: number[] = [];
+  for (let i = 0; i < ITERS; i++) {
+    call();
+    const row = takeProfile().gpu.find((r) => r.name === kernel);
+    if (!row) throw new Error(`bench/conv-norm: no profile row named ${kernel}; is profiling on?`);
+    times.push(row.ms / row.calls);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+interface Result {
+  kernel: string;
+  dtype: T.DType;
+  medianUs: number;
+  minBytes: number;
+  gbPerSecond: number;
+  percentOfPeak: number;
+  gradFingerprint?: string;
+  reproducible?: boolean;
+}
+
+async function main(): Promise<void> {
+  if (!isAvailable()) {
+    console.log(JSON.stringify({ skipped: unavailableReason() }));
+    return;
+  }
+  registerCudaBackend({ activate: true });
+  setCudaOption('profile', 1);
+  const device = cudaStatus().device?.name ?? 'unknown';
+  const peak = peakBandwidth(device);
+  const n = (shape: number[], seed: number, std: number, mean = 0) => T.randomNormal(shape, { seed, std, mean });
+  const f32 = {
+    x: n([B, L, E], 1, 1), weight: n([E, W], 2, 0.3), bias: n([E], 3, 0.1), dy: n([B, L, E], 4, 1),
+    h: n([B * L, D], 5, 1), normW: n([D], 6, 0.1, 1), dh: n([B * L, D], 7, 1),
+  };
+  const BLE = B * L * E;
+  const rowsD = B * L * D;
+  const results: Result[] = [];
+
+  const measure = async (kernel: string, dtype: T.DType, inputs: T.Tensor[], attrs: Record<string, unknown>, minBytes: number) => {
+    const ms = await medianGpuMs(kernel, inputs, attrs);
+    const gbPerSecond = minBytes / (ms * 1e-3) / 1e9;
+    const r: Result = {
+      kernel, dtype, medianUs: +(ms * 1000).toFixed(2), minBytes, gbPerSecond: +gbPerSecond.toFixed(1),
+      percentOfPeak: +((100 * gbPerSecond * 1e9) / peak.bytesPerSecond).toFixed(1),
+    };
+    if (kernel.endsWith('Grad')) {
+      const g1 = T.engine().runKernel(kernel, inputs, attrs);
+      const g2 = T.engine().runKernel(kernel, inputs, attrs);
+      const [p1, p2] = [await fingerprint(g1), await fingerprint(g2)];
+      r.gradFingerprint = p1;
+      r.reproducible = p1 === p2;
+      T.dispose([...g1, ...g2]);
+      takeProfile();
+    }
+    results.push(r);
+  };
+
+  for (const dtype of ['f32', 'bf16'] as const) {
+    const s = bytesOf(dtype);
+    const c = (t: T.Tensor) => T.cast(t, dtype);
+    const [x, weight, bias, dy, h, dh] = [c(f32.x), c(f32.weight), c(f32.bias), c(f32.dy), c(f32.h), c(f32.dh)];
+    const convAttrs = { silu: true, names: ['x', 'weight', 'bias'] };
+    const params = E * (W + 1) * s;
+    // forward: x in, y out; backward: x and dy in, dx out, plus the weight and bias read and their gradients written.
+    await measure('causalConv1d', dtype, [x, weight, bias], convAttrs, 2 * BLE * s + params);
+    await measure('causalConv1dGrad', dtype, [dy, x, weight, bias], convAttrs, 3 * BLE * s + 2 * params);
+    await measure('rmsNorm', dtype, [h, f32.normW], { eps: 1e-5 }, 2 * rowsD * s + D * 4);
+    await measure('rmsNormGrad', dtype, [dh, h, f32.normW], { eps: 1e-5 }, 3 * rowsD * s + 2 * D * 4);
+    if (dtype !== 'f32') T.dispose([x, weight, bias, dy, h, dh]);
+  }
+  setCudaOption('profile', 0);
+
+  const report = {
+    shape: { B, L, E, W, D, normRows: B * L },
+    device,
+    peakBandwidthGBs: peak.bytesPerSecond / 1e9,
+    peakSource: peak.source,
+    iterations: ITERS,
+    results,
+  };
+  console.log(JSON.stringify(report, null, 1));
+  const header = `${'kernel'.padEnd(18)} ${'dtype'.padEnd(5)} ${'median µs'.padStart(10)} ${'min MB'.padStart(8)} ${'GB/s'.padStart(8)} ${'% peak'.padStart(7)}  reproducible`;
+  const lines = results.map((r) =>
+    `${r.kernel.padEnd(18)} ${r.dtype.padEnd(5)} ${r.medianUs.toFixed(2).padStart(10)} ${(r.minBytes / 1e6).toFixed(1).padStart(8)} ${r.gbPerSecond.toFixed(0).padStart(8)} ${r.percentOfPeak.toFixed(1).padStart(7)}  ${r.reproducible === undefined ? '' : r.reproducible ? 'yes' : 'NO'}`,
+  );
+  console.log([`\n${device}: peak ${(peak.bytesPerSecond / 1e12).toFixed(2)} TB/s (${peak.source})`, header, ...lines].join('\n'));
+}
+
+await main();
