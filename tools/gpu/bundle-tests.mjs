@@ -24,6 +24,7 @@ input['bench-mixer'] = join(pkg, 'bench', 'mixer.ts');
 input['bench-scan'] = join(pkg, 'bench', 'scan.ts');
 input['bench-gemm'] = join(pkg, 'bench', 'gemm.ts');
 input['bench-conv-norm'] = join(pkg, 'bench', 'conv-norm.ts');
+input['bench-elementwise'] = join(pkg, 'bench', 'elementwise.ts');
 const bundle = await rolldown({
   input,
   platform: 'node',

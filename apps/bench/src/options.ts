@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { MAMBA_PRESETS, type MambaPreset } from '@mamba-ts/ssm';
+import { MAMBA_PRESETS, RECOMPUTE_MODES, type MambaPreset, type RecomputeMode } from '@mamba-ts/ssm';
 
 export const TRAIN_MODES = ['full-fp32', 'full-bf16', 'full-f16', 'lora-fp32', 'lora-bf16', 'lora-f16'] as const;
 export const INFER_MODES = ['prefill', 'decode'] as const;
@@ -30,7 +30,7 @@ export interface BenchOptions {
   quiet: boolean;
   seed: number;
   /** Per-layer activation checkpointing in the training modes. */
-  recompute: boolean;
+  recompute: RecomputeMode;
 }
 
 export class BenchUsageError extends Error {
@@ -61,7 +61,8 @@ Options:
   --json                 print report.json to stdout instead of the Markdown table
   --quiet                no progress bar
   --seed N               seed of weights and data (default 0)
-  --recompute            per-layer activation checkpointing while training (less memory, one more forward)
+  --recompute MODE       activation recomputation while training: none (default), ssm (the conv/scan part of each
+                         layer, little extra compute) or layer (whole layers: least memory, one more forward)
   --help                 this help`;
 
 function list(text: string): string[] {
@@ -83,7 +84,7 @@ function intList(name: string, text: string | undefined, fallback: number[]): nu
 
 const STRING_OPTIONS = [
   'preset', 'model', 'backend', 'modes', 'batch-size', 'seq-len', 'steps', 'warmup', 'decode-batch', 'decode-tokens',
-  'scaling-lengths', 'scaling-batches', 'lora-rank', 'lora-alpha', 'lora-targets', 'out', 'seed',
+  'scaling-lengths', 'scaling-batches', 'lora-rank', 'lora-alpha', 'lora-targets', 'out', 'seed', 'recompute',
 ];
 
 /** Parses argv; returns null when --help was asked. */
@@ -96,7 +97,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | null {
       allowPositionals: false,
       options: {
         ...Object.fromEntries(STRING_OPTIONS.map((n) => [n, { type: 'string' as const }])),
-        ...Object.fromEntries(['json', 'quiet', 'help', 'recompute'].map((n) => [n, { type: 'boolean' as const }])),
+        ...Object.fromEntries(['json', 'quiet', 'help'].map((n) => [n, { type: 'boolean' as const }])),
       },
     }).values as Record<string, string | boolean | undefined>;
   } catch (e) {
@@ -138,6 +139,12 @@ export function parseBenchArgs(argv: string[]): BenchOptions | null {
     json: Boolean(values.json),
     quiet: Boolean(values.quiet),
     seed: int('seed', s('seed'), 0, 0),
-    recompute: Boolean(values.recompute),
+    recompute: recomputeMode(s('recompute')),
   };
+}
+
+function recomputeMode(value: string | undefined): RecomputeMode {
+  const mode = (value ?? 'none') as RecomputeMode;
+  if (!RECOMPUTE_MODES.includes(mode)) throw new BenchUsageError(`--recompute: unknown mode "${value}"; valid modes: ${RECOMPUTE_MODES.join(', ')}.`);
+  return mode;
 }

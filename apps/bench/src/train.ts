@@ -1,5 +1,5 @@
 import { AdamW, engine, memory, resetPeak, tidy, valueAndGrad, type Parameter, type Tensor } from '@mamba-ts/tensor';
-import type { MambaLM } from '@mamba-ts/ssm';
+import type { MambaLM, RecomputeMode } from '@mamba-ts/ssm';
 import { LossScaler, applyLora, applyPrecision, removeLora, trainStep } from '@mamba-ts/peft';
 import { randomIds } from './infer.js';
 import type { TrainMode } from './options.js';
@@ -36,7 +36,7 @@ export interface TrainSettings {
   warmup: number;
   seed: number;
   lora: { rank: number; alpha: number; targets: string[] };
-  recompute: boolean;
+  recompute: RecomputeMode;
 }
 
 export interface StepMeasurement {
@@ -114,7 +114,7 @@ export async function benchTraining(model: MambaLM, mode: TrainMode, s: TrainSet
     optimizer.dispose();
     if (method === 'lora') removeLora(model);
     model.computeDType = 'f32';
-    model.recompute = false;
+    model.recompute = 'none';
   }
   return {
     mode,

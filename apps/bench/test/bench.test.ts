@@ -6,7 +6,7 @@ import { MambaLM, presetConfig } from '@mamba-ts/ssm';
 import { ensureChromium } from './chromium.js';
 import { main, parameterCount, parseBenchArgs, renderHtml, runBench, type BenchReport } from '@mamba-ts/bench';
 
-const FAST = ['--backend', 'cpu', '--recompute', '--steps', '2', '--warmup', '0', '--batch-size', '1', '--seq-len', '16', '--decode-tokens', '3',
+const FAST = ['--backend', 'cpu', '--recompute', 'ssm', '--steps', '2', '--warmup', '0', '--batch-size', '1', '--seq-len', '16', '--decode-tokens', '3',
   '--decode-batch', '2', '--scaling-lengths', '8,16', '--scaling-batches', '1', '--quiet'];
 
 let report: BenchReport;

@@ -3,7 +3,7 @@ import { appendFile, copyFile, mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import * as T from '@mamba-ts/tensor';
 import { writeSafetensorsFile } from '@mamba-ts/tensor/node';
-import { fromPretrained, mambaConfigToJson, type MambaLM } from '@mamba-ts/ssm';
+import { RECOMPUTE_MODES, fromPretrained, mambaConfigToJson, type MambaLM, type RecomputeMode } from '@mamba-ts/ssm';
 import { saveAdapter } from './adapter.js';
 import { findCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import {
@@ -79,8 +79,8 @@ export interface FinetuneOptions {
   onBadLine?: BadLinePolicy;
   /** f16 loss-scaling settings. */
   lossScale?: LossScalerOptions;
-  /** Per-layer activation checkpointing: less memory per token for one more forward pass. */
-  recompute?: boolean;
+  /** Activation recomputation (see MambaLM.recompute): 'none' (default), 'ssm' or 'layer'. */
+  recompute?: RecomputeMode;
   /** No progress bar or messages. */
   quiet?: boolean;
   /** Where progress goes (default process.stderr). */
@@ -167,7 +167,7 @@ function resolveOptions(o: FinetuneOptions): Resolved {
     alpha: o.alpha ?? 2 * rank,
     loraDropout: o.loraDropout ?? 0,
     rslora: o.rslora ?? false,
-    recompute: o.recompute ?? false,
+    recompute: parseRecompute(o.recompute ?? 'none'),
     lr: o.lr ?? (mode === 'lora' ? 2e-3 : 1e-4),
     steps: o.steps,
     batchSize: o.batchSize ?? 4,
@@ -450,3 +450,10 @@ export async function runFinetune(options: FinetuneOptions): Promise<FinetuneRes
   }
 }
 
+
+function parseRecompute(mode: string): RecomputeMode {
+  if (!RECOMPUTE_MODES.includes(mode as RecomputeMode)) {
+    throw new Error(`--recompute: unknown mode "${mode}"; valid modes: ${RECOMPUTE_MODES.join(', ')}.`);
+  }
+  return mode as RecomputeMode;
+}

@@ -1,5 +1,5 @@
 import {
-  Module, Linear, causalConv1d, concat, exp, mulberry32, neg, narrow, reshape, selectiveScan, selectiveStateUpdate, split,
+  Module, Linear, causalConv1d, checkpoint, concat, exp, mulberry32, neg, narrow, reshape, selectiveScan, selectiveStateUpdate, split,
   transpose, zeros, randomUniform, tensor, type Parameter, type Tensor,
 } from '@mamba-ts/tensor';
 import type { MambaConfig } from './config.js';
@@ -83,10 +83,20 @@ export class MambaMixer extends Module {
     return neg(exp(this.A_log.value));
   }
 
-  /** Parallel mode over a whole sequence u (B, L, D), optionally continuing from `prev`. */
-  forward(u: Tensor, prev?: LayerState | null): { out: Tensor; state: LayerState } {
+  /**
+   * Parallel mode over a whole sequence u (B, L, D), optionally continuing from `prev`. With `recompute`, the part
+   * between in_proj and out_proj keeps only xz for the backward pass, which recomputes it.
+   */
+  forward(u: Tensor, prev?: LayerState | null, { recompute = false } = {}): { out: Tensor; state: LayerState } {
+    const xz = this.in_proj.forward(u);
+    const [y, conv, ssm] = recompute ? checkpoint((t) => this.#ssm(t, prev), [xz]) : this.#ssm(xz, prev);
+    return { out: this.out_proj.forward(y), state: { conv, ssm } };
+  }
+
+  /** xz (B, L, 2E) → y (B, L, E), the conv tail and the last scan state. */
+  #ssm(xz: Tensor, prev?: LayerState | null): [Tensor, Tensor, Tensor] {
     const { intermediateSize: E, stateSize: N, timeStepRank: R } = this.#cfg;
-    const [xPre, z] = split(this.in_proj.forward(u), [E, E], -1);
+    const [xPre, z] = split(xz, [E, E], -1);
     const x = causalConv1d(xPre, this.conv1d.kernel(), {
       bias: this.conv1d.bias?.value,
       initialState: prev?.conv,
@@ -97,7 +107,7 @@ export class MambaMixer extends Module {
     const { y, hLast } = selectiveScan({
       u: x, delta, A: this.A(), B, C, D: this.D.value, z, deltaBias: this.dt_proj.bias?.value, h0: prev?.ssm, deltaSoftplus: true,
     });
-    return { out: this.out_proj.forward(y), state: { conv: this.#convTail(xPre, prev?.conv), ssm: hLast } };
+    return [y, this.#convTail(xPre, prev?.conv), hLast];
   }
 
   /** Recurrent mode: one token u (B, D) → out (B, D) and the next state. */

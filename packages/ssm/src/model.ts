@@ -39,6 +39,9 @@ export class MambaBackbone extends Module {
   }
 }
 
+export type RecomputeMode = 'none' | 'ssm' | 'layer';
+export const RECOMPUTE_MODES: readonly RecomputeMode[] = ['none', 'ssm', 'layer'];
+
 export interface ForwardOptions {
   /** Continue from this state (e.g. after a shared prompt prefix). */
   state?: MambaState | null;
@@ -54,10 +57,13 @@ export class MambaLM extends Module {
   /** dtype of activations and matmul inputs; the residual stream, norms and the scan state stay fp32. */
   computeDType: DType = 'f32';
   /**
-   * Activation checkpointing per layer while training: only each layer's input is kept for the backward pass, which
-   * recomputes the layer. Less memory per token for one more forward pass.
+   * Activation recomputation while training (less memory per token for more compute):
+   * - `'none'`: every activation the backward pass reads is kept;
+   * - `'ssm'`: per layer, the part between in_proj and out_proj (split, conv, x_proj, dt_proj, scan) keeps only its
+   *   input xz and is recomputed in the backward pass: no extra GEMM beyond the small x_proj/dt_proj;
+   * - `'layer'`: only each layer's input is kept and the whole layer is recomputed (one more forward pass).
    */
-  recompute = false;
+  recompute: RecomputeMode = 'none';
 
   constructor(
     readonly config: MambaConfig,
@@ -72,9 +78,11 @@ export class MambaLM extends Module {
 
   /** The (V, D) matrix that maps hidden states to logits: the embedding when tied. */
   headWeight(): Tensor {
-    return this.config.tieWordEmbeddings
-      ? this.backbone.embeddings.weight.value
-      : this.child<Linear>('lm_head').weight.value;
+    return this.#head().value;
+  }
+
+  #head(): Parameter {
+    return this.config.tieWordEmbeddings ? this.backbone.embeddings.weight : this.child<Linear>('lm_head').weight;
   }
 
   /** Final hidden states (B, L, D) after norm_f, in the compute dtype, and the state after the sequence. */
@@ -85,10 +93,10 @@ export class MambaLM extends Module {
     this.backbone.layers.items.forEach((block, i) => {
       const layer = (res: Tensor): Tensor[] => {
         const u = cast(block.norm.forward(res), this.computeDType);
-        const { out, state: s } = block.mixer.forward(u, state?.layers[i]);
+        const { out, state: s } = block.mixer.forward(u, state?.layers[i], { recompute: this.recompute === 'ssm' });
         return [add(res, cast(out, res.dtype)), s.conv, s.ssm];
       };
-      const [res, conv, ssm] = this.recompute ? checkpoint(layer, [residual]) : layer(residual);
+      const [res, conv, ssm] = this.recompute === 'layer' ? checkpoint(layer, [residual]) : layer(residual);
       residual = res;
       next.push({ conv, ssm });
     });
@@ -106,8 +114,7 @@ export class MambaLM extends Module {
   logits(hidden: Tensor): Tensor {
     const D = this.config.hiddenSize;
     const flat = reshape(hidden, [-1, D]);
-    const w = this.headWeight();
-    const logits = matmul(flat, w.dtype === flat.dtype ? w : cast(w, flat.dtype), { transB: true });
+    const logits = matmul(flat, this.#head().as(flat.dtype), { transB: true });
     return reshape(cast(logits, 'f32'), [...hidden.shape.slice(0, -1), this.config.vocabSize]);
   }
 
@@ -121,10 +128,7 @@ export class MambaLM extends Module {
     const lab = labels ?? ids;
     // Position t predicts label t+1; the last position has no target.
     const targets = concat([narrow(lab, 1, 1, L - 1), tensor(new Int32Array(B).fill(-100), [B, 1], 'i32')], 1);
-    const w = this.headWeight();
-    return linearCrossEntropy(reshape(hidden, [B * L, -1]), w.dtype === hidden.dtype ? w : cast(w, hidden.dtype), reshape(targets, [-1]), {
-      chunkSize,
-    });
+    return linearCrossEntropy(reshape(hidden, [B * L, -1]), this.#head().as(hidden.dtype), reshape(targets, [-1]), { chunkSize });
   }
 
   /** Zero state for `batch` sequences. */

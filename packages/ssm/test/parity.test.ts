@@ -46,17 +46,19 @@ describe.each(['cpu', 'wasm'])('on the %s backend', (backend) => {
       model.dispose();
     });
 
-    test('with per-layer recomputation the gradients are the same', async () => {
-      const model = await load(name);
-      model.recompute = true;
-      const params = [...model.namedParameters()];
-      const idsT = T.tensor(ids.data as Int32Array, ids.shape, 'i32');
-      const { value, grads } = T.valueAndGrad(() => model.loss(idsT), params.map(([, p]) => p.value));
-      expect(value.toFloat32Sync()[0]).toBeCloseTo((ref.get('loss').data as Float32Array)[0], 5);
-      params.forEach(([pname], i) => expectClose(grads[i].toFloat32Sync(), ref.get(`grad.${pname}`).data as Float32Array, 1e-5, 1e-3, `grad.${pname}`));
-      T.dispose([value, idsT, ...grads]);
-      model.dispose();
-    });
+    for (const mode of ['layer', 'ssm'] as const) {
+      test(`with ${mode} recomputation the gradients are the same`, async () => {
+        const model = await load(name);
+        model.recompute = mode;
+        const params = [...model.namedParameters()];
+        const idsT = T.tensor(ids.data as Int32Array, ids.shape, 'i32');
+        const { value, grads } = T.valueAndGrad(() => model.loss(idsT), params.map(([, p]) => p.value));
+        expect(value.toFloat32Sync()[0]).toBeCloseTo((ref.get('loss').data as Float32Array)[0], 5);
+        params.forEach(([pname], i) => expectClose(grads[i].toFloat32Sync(), ref.get(`grad.${pname}`).data as Float32Array, 1e-5, 1e-3, `grad.${pname}`));
+        T.dispose([value, idsT, ...grads]);
+        model.dispose();
+      });
+    }
 
     test('recurrent steps give the parallel logits, token for token', async () => {
       const model = await load(name);

@@ -6,7 +6,7 @@ export function renderMarkdown(r: BenchReport): string {
   lines.push(`# mamba-ts bench — ${r.model.name} on ${r.backend.name} (${r.backend.device})`, '');
   lines.push(
     `Model: d_model ${r.model.hiddenSize}, ${r.model.numLayers} layers, ${(r.model.parameters / 1e6).toFixed(2)}M parameters. ` +
-      `Training batch ${r.settings.batchSize} × ${r.settings.seqLen} tokens, median of ${r.settings.steps} steps after ${r.settings.warmup} warm-up${r.settings.recompute ? ', per-layer recomputation' : ''}.`,
+      `Training batch ${r.settings.batchSize} × ${r.settings.seqLen} tokens, median of ${r.settings.steps} steps after ${r.settings.warmup} warm-up${r.settings.recompute === 'none' ? '' : `, ${r.settings.recompute} recomputation`}.`,
     '',
   );
   if (r.training.length > 0) {

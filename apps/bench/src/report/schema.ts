@@ -33,7 +33,7 @@ export interface BenchReport {
     modes: string[];
     lora: { rank: number; alpha: number; targets: string[] };
     seed: number;
-    recompute: boolean;
+    recompute: 'none' | 'ssm' | 'layer';
   };
   training: TrainResult[];
   ratios: { mode: string; tokensPerSecond: number; memoryPerTokenReduction: number }[];

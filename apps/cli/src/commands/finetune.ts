@@ -14,7 +14,7 @@ export const finetuneSpec: CommandSpec = {
     'no-packing': { type: 'boolean' }, schedule: { type: 'string' }, 'warmup-steps': { type: 'string' }, 'max-grad-norm': { type: 'string' },
     'weight-decay': { type: 'string' }, 'eval-data': { type: 'string' }, 'eval-fraction': { type: 'string' }, 'eval-every': { type: 'string' },
     'checkpoint-every': { type: 'string' }, resume: { type: 'boolean' }, seed: { type: 'string' }, 'skip-bad-lines': { type: 'boolean' },
-    backend: { type: 'string' }, quiet: { type: 'boolean' }, recompute: { type: 'boolean' },
+    backend: { type: 'string' }, quiet: { type: 'boolean' }, recompute: { type: 'string' },
   },
   help: [
     '--model DIR            base checkpoint (loaded in f32: master weights stay f32)',
@@ -28,7 +28,7 @@ export const finetuneSpec: CommandSpec = {
     '--schedule linear|cosine|constant, --warmup-steps N, --max-grad-norm X, --weight-decay W',
     '--eval-data FILE, --eval-fraction F, --eval-every N   held-out evaluation loss',
     '--checkpoint-every N, --resume   atomic checkpoints in <out>.checkpoint and an exact resume',
-    '--recompute          per-layer activation checkpointing (less memory, one more forward pass)',
+    '--recompute MODE     activation recomputation: none (default), ssm (conv/scan part of each layer) or layer',
     '--seed S, --skip-bad-lines, --backend B, --quiet',
   ],
 };
@@ -69,7 +69,7 @@ export async function finetuneCommand(argv: string[]): Promise<void> {
     seed: optional(v.seed !== undefined, () => intOption(v, 'seed', 0)),
     onBadLine: v['skip-bad-lines'] ? 'skip' : 'stop',
     quiet: Boolean(v.quiet),
-    recompute: Boolean(v.recompute),
+    recompute: v.recompute as FinetuneOptions['recompute'],
   };
   // Drop undefined entries so the loop's defaults apply.
   for (const k of Object.keys(opts) as (keyof FinetuneOptions)[]) if (opts[k] === undefined) delete opts[k];

@@ -238,17 +238,16 @@ __global__ void __launch_bounds__(kChannelThreads * kMaxTilesPerBlock, 2)
   }
 }
 
-/** dweight[e, k] = Σ_r partial[r, k, e] (k < W), dbias[e] = Σ_r partial[r, W, e], rows in order. */
-__global__ void convWeightGradSumKernel(const float* partial, long long rows, ConvDims d, Out dweight, Out dbias) {
-  long long n = (d.W + 1) * d.E;
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
-    double acc = 0.0;
-    for (long long r = 0; r < rows; r++) acc += partial[r * n + i];
-    long long k = i / d.E, e = i % d.E;
-    if (k < d.W) dweight.set(e * d.W + k, static_cast<float>(acc));
-    else if (dbias.present()) dbias.set(e, static_cast<float>(acc));
+/** Writes the column sums of partial (rows, W + 1, E): column k·E + e is dweight[e, k] (k < W) or dbias[e] (k = W). */
+struct ConvWeightGradStore {
+  Out dweight, dbias;
+  long long E, W;
+  __device__ __forceinline__ void operator()(long long i, double sum) const {
+    long long k = i / E, e = i % E;
+    if (k < W) dweight.set(e * W + k, static_cast<float>(sum));
+    else if (dbias.present()) dbias.set(e, static_cast<float>(sum));
   }
-}
+};
 
 // ---- any width, any dtypes: one thread per element ----
 
@@ -339,9 +338,11 @@ void readConv(Args& a, ConvInputs& in, ConvDims& d) {
   d.W = a.i64();
 }
 
-/** Whether the tiled kernels take these tensors: width ≤ kMaxWidth and the token tensors of one float dtype. */
+/** Whether the tiled kernels take these tensors: width ≤ kMaxWidth, the token tensors of one float dtype, and a
+ *  grid within CUDA's limits (gridDim.y ≤ 65535 channel blocks). */
 bool tiled(const ConvDims& d, int dtype, std::initializer_list<int> others) {
   if (d.W > kMaxWidth || !(dtype == F32 || dtype == F16 || dtype == BF16)) return false;
+  if (d.E > 65535LL * kBlockChannels || d.B * ((d.L + kTile - 1) / kTile) > 0x7fffffffLL) return false;
   for (int o : others)
     if (o != dtype) return false;
   return true;
@@ -380,6 +381,13 @@ void causalConv1dOp(Args& a) {
   });
 }
 
+/** dweight and dbias from the (rows, W + 1, E) partial sums, rows added in a fixed order. */
+void sumWeightGradRows(const float* partial, long long rows, const ConvDims& d, Out dweight, Out dbias) {
+  long long n = (d.W + 1) * d.E;
+  ConvWeightGradStore store{dweight, dbias, d.E, d.W};
+  sumRowsKernel<<<blocksFor(n, 32), dim3(32, kSumRowGroups), 0, stream()>>>(partial, static_cast<int>(rows), n, store);
+}
+
 void causalConv1dGradAny(const ConvInputs& in, const ConvDims& d, In dy, Out dx, Out dweight, Out dbias, Out dinit) {
   long long n = d.B * d.L * d.E;
   Scratch g(n * sizeof(float));
@@ -395,7 +403,7 @@ void causalConv1dGradAny(const ConvInputs& in, const ConvDims& d, In dy, Out dx,
   MCUDA_PROFILE_RANGE("conv.backward weight");
   dim3 grid(blocksFor(d.E, 128), static_cast<unsigned>(d.W + 1), static_cast<unsigned>(slices));
   convWeightGradAnyKernel<<<grid, 128, 0, stream()>>>(in, d, g.as<float>(), partial.as<float>(), rowsPerSlice);
-  convWeightGradSumKernel<<<gridFor(d.E * (d.W + 1)), 256, 0, stream()>>>(partial.as<float>(), slices, d, dweight, dbias);
+  sumWeightGradRows(partial.as<float>(), slices, d, dweight, dbias);
 }
 
 /** prefix, dy, dx, dweight, dbias?, dinit? */
@@ -426,7 +434,7 @@ void causalConv1dGradOp(Args& a) {
     Scratch partial(sizeof(float) * rows * (d.W + 1) * d.E);
     convBackwardTiledKernel<T><<<blocks, threads, 0, stream()>>>(in, d, g, dy, dx, dinit, partial.as<float>());
     MCUDA_PROFILE_RANGE("conv.backward weight sum");
-    convWeightGradSumKernel<<<gridFor(d.E * (d.W + 1)), 256, 0, stream()>>>(partial.as<float>(), rows, d, dweight, dbias);
+    sumWeightGradRows(partial.as<float>(), rows, d, dweight, dbias);
   });
 }
 

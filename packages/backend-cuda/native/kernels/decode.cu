@@ -10,11 +10,34 @@
 // Layouts (row-major): residual, update, sum, normed (rows, cols); xz (B, C), x = columns [0, E), z = [E, 2E);
 // convState (B, E, W−1); conv weight (E, W); dbc (B, R + 2N) = [δ, B, C]; dtWeight (E, R); ALog (E, N);
 // ssm state (B, E, N) f32. Rows of xz and dbc are read element by element: no alignment is assumed.
+// Loads that belong together go through loadRun, whose dtype switch sits outside the loads so that they are in
+// flight together (a switch per load serialises them: one memory latency each).
 // These run inside a captured CUDA graph: no scratch memory, no host synchronisation.
 #include "device.cuh"
 
 namespace mcuda {
 namespace {
+
+__device__ __forceinline__ float toFloat(float v) { return v; }
+__device__ __forceinline__ float toFloat(__half v) { return __half2float(v); }
+__device__ __forceinline__ float toFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+template <class T, int K>
+__device__ __forceinline__ void loadRunAs(const void* p, long long base, long long stride, int count, float (&v)[K]) {
+  const T* q = static_cast<const T*>(p);
+#pragma unroll
+  for (int k = 0; k < K; k++) v[k] = k < count ? toFloat(q[base + k * stride]) : 0.0f;
+}
+
+/** v[k] = src[base + k·stride] as float for k < count, 0 past it (float dtypes). */
+template <int K>
+__device__ __forceinline__ void loadRun(In src, long long base, long long stride, int count, float (&v)[K]) {
+  switch (src.dtype) {
+    case F16: loadRunAs<__half>(src.p, base, stride, count, v); break;
+    case BF16: loadRunAs<__nv_bfloat16>(src.p, base, stride, count, v); break;
+    default: loadRunAs<float>(src.p, base, stride, count, v); break;
+  }
+}
 
 /** v as a tensor of `dtype` stores it (rounded to nearest even for halves). */
 __device__ __forceinline__ float roundAs(int dtype, float v) {
@@ -32,46 +55,44 @@ unsigned gridCap(long long blocks, long long perSm) {
 
 // ---- residualRmsNorm ----
 
-/** Columns a thread keeps in registers between the two passes; the launch sizes blocks so that usually all fit. */
+/** Columns a thread takes per pass (kept in registers between the sum and the norm); the launch sizes blocks so
+ *  that one pass usually covers the row. */
 constexpr int kNormPerThread = 4;
-
-/** residual + update in f32, rounded as `sum` stores it (the residual alone, exactly, without update). */
-__device__ __forceinline__ float residualSum(In residual, In update, int sumDtype, long long i) {
-  float r = residual[i];
-  return update.present() ? roundAs(sumDtype, r + update[i]) : r;
-}
 
 __global__ void residualRmsNormKernel(In residual, In update, In weight, Out sum, Out normed, long long rows,
                                       long long cols, float eps) {
-  const long long tile = kNormPerThread * static_cast<long long>(blockDim.x);
+  const long long stride = blockDim.x;
+  const long long tile = kNormPerThread * stride;
+  const bool inTile = cols <= tile;  // one pass: the sums stay in registers for the norm
   for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
     const long long o = r * cols;
-    float v[kNormPerThread];
-#pragma unroll
-    for (int j = 0; j < kNormPerThread; j++) {
-      long long c = threadIdx.x + j * static_cast<long long>(blockDim.x);
-      v[j] = c < cols ? residualSum(residual, update, sum.dtype, o + c) : 0.0f;
-    }
+    float v[kNormPerThread] = {};
     float sq = 0.0f;
+    for (long long c0 = threadIdx.x; c0 < cols; c0 += tile) {
+      const int count = static_cast<int>(min(static_cast<long long>(kNormPerThread), (cols - c0 + stride - 1) / stride));
+      float u[kNormPerThread];
+      loadRun(residual, o + c0, stride, count, v);
+      if (update.present()) {
+        loadRun(update, o + c0, stride, count, u);
 #pragma unroll
-    for (int j = 0; j < kNormPerThread; j++) {
-      long long c = threadIdx.x + j * static_cast<long long>(blockDim.x);
-      if (c < cols) sum.set(o + c, v[j]);
-      sq += v[j] * v[j];
-    }
-    for (long long c = tile + threadIdx.x; c < cols; c += blockDim.x) {  // past the register tile (very wide rows)
-      float s = residualSum(residual, update, sum.dtype, o + c);
-      sum.set(o + c, s);
-      sq += s * s;
+        for (int j = 0; j < kNormPerThread; j++) v[j] = roundAs(sum.dtype, v[j] + u[j]);  // f32 add, stored rounding
+      }
+#pragma unroll
+      for (int j = 0; j < kNormPerThread; j++) {
+        if (j < count) sum.set(o + c0 + j * stride, v[j]);
+        sq += v[j] * v[j];
+      }
     }
     const float rstd = rsqrtf(blockSum(sq) / static_cast<float>(cols) + eps);
+    for (long long c0 = threadIdx.x; c0 < cols; c0 += tile) {
+      const int count = static_cast<int>(min(static_cast<long long>(kNormPerThread), (cols - c0 + stride - 1) / stride));
+      float w[kNormPerThread];
+      loadRun(weight, c0, stride, count, w);
+      if (!inTile) loadRun(In{sum.p, sum.dtype}, o + c0, stride, count, v);  // this thread's stores of the first pass
 #pragma unroll
-    for (int j = 0; j < kNormPerThread; j++) {
-      long long c = threadIdx.x + j * static_cast<long long>(blockDim.x);
-      if (c < cols) normed.set(o + c, v[j] * rstd * weight[c]);
-    }
-    for (long long c = tile + threadIdx.x; c < cols; c += blockDim.x) {
-      normed.set(o + c, residualSum(residual, update, sum.dtype, o + c) * rstd * weight[c]);
+      for (int j = 0; j < kNormPerThread; j++) {
+        if (j < count) normed.set(o + c0 + j * stride, v[j] * rstd * w[j]);
+      }
     }
   }
 }
@@ -93,6 +114,9 @@ void residualRmsNormOp(Args& a) {
 
 // ---- convStep ----
 
+/** Taps held in registers; wider convolutions take the plain loop. */
+constexpr int kConvTaps = 8;
+
 __global__ void convStepKernel(In xz, In convState, In weight, In bias, Out x, Out state, long long B, long long E,
                                long long C, int W, bool silu) {
   const long long total = B * E;
@@ -101,12 +125,27 @@ __global__ void convStepKernel(In xz, In convState, In weight, In bias, Out x, O
     const long long window = i * (W - 1);  // (b, e)'s W−1 inputs, oldest first
     const float newest = xz[b * C + e];
     float acc = bias.present() ? bias[e] : 0.0f;
-    for (int k = 0; k < W - 1; k++) {
-      const float past = convState[window + k];
-      acc += weight[e * W + k] * past;
-      if (k > 0) state.set(window + k - 1, past);
+    if (W <= kConvTaps) {
+      float past[kConvTaps], w[kConvTaps];
+      loadRun(convState, window, 1, W - 1, past);
+      loadRun(weight, e * W, 1, W, w);
+#pragma unroll
+      for (int k = 0; k < kConvTaps; k++) {
+        if (k < W - 1) {
+          acc += w[k] * past[k];
+          if (k > 0) state.set(window + k - 1, past[k]);
+        } else if (k == W - 1) {
+          acc += w[k] * newest;
+        }
+      }
+    } else {
+      for (int k = 0; k < W - 1; k++) {
+        const float past = convState[window + k];
+        acc += weight[e * W + k] * past;
+        if (k > 0) state.set(window + k - 1, past);
+      }
+      acc += weight[e * W + W - 1] * newest;
     }
-    acc += weight[e * W + W - 1] * newest;
     if (W > 1) state.set(window + W - 2, newest);
     x.set(i, silu ? siluf(acc) : acc);
   }
@@ -129,7 +168,8 @@ void convStepOp(Args& a) {
 // ---- ssmStep ----
 
 struct SsmStep {
-  In state, x, xz, dbc, dtWeight, dtBias, ALog, D;
+  const float* state;
+  In x, xz, dbc, dtWeight, dtBias, ALog, D;
   Out y;
   float* stateOut;
   bool softplus;
@@ -137,69 +177,187 @@ struct SsmStep {
 };
 
 constexpr int kSsmThreads = 128;
+/** Floats of dbc rows a block stages in shared memory (48 KiB). */
+constexpr long long kSsmSharedFloats = 12288;
 
-/** Sum over the G aligned lanes of a group (G a power of two ≤ 32); every lane of the group gets it. */
-template <int G>
-__device__ __forceinline__ float groupSum(float v) {
+/** The row whose total lane `lane` holds after spreadSum<G, K>. */
+template <int G, int K>
+__device__ __forceinline__ int spreadRow(int lane) {
+  int row = 0;
 #pragma unroll
-  for (int o = G / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
+  for (int o = G / 2, w = K; w > 1; o >>= 1, w >>= 1) {
+    if (lane & o) row += w / 2;
+  }
+  return row;
 }
 
-/** A group of G lanes per (b, e): lanes split the δ dot product over R and the states n. The block shares one
- *  batch row b (its dbc row sits in shared memory as float) and covers kSsmThreads / G consecutive channels. */
-template <int G>
+/** The first lane of a group that holds row j's total after spreadSum<G, K>. */
+template <int G, int K>
+__device__ __forceinline__ int spreadLane(int j) {
+  int lane = 0;
+#pragma unroll
+  for (int o = G / 2, w = K; w > 1; o >>= 1, w >>= 1) {
+    if (j >= w / 2) {
+      lane |= o;
+      j -= w / 2;
+    }
+  }
+  return lane;
+}
+
+/** Sums K values (one per row) over the G aligned lanes of a group (K ≤ G, powers of two) with a halving butterfly:
+ *  each exchange sends half of the values a lane still holds and keeps the other half, so the K sums take
+ *  K − 1 + log2(G / K) shuffles instead of K·log2(G), and lane l ends with the total of row spreadRow(l). */
+template <int G, int K>
+__device__ __forceinline__ float spreadSum(float (&v)[K], int lane) {
+#pragma unroll
+  for (int o = G / 2, w = K; o > 0; o >>= 1) {
+    if (w > 1) {
+      const bool upper = (lane & o) != 0;
+#pragma unroll
+      for (int i = 0; i < w / 2; i++) {
+        const float send = upper ? v[i] : v[i + w / 2];
+        const float keep = upper ? v[i + w / 2] : v[i];
+        v[i] = keep + __shfl_xor_sync(0xffffffffu, send, o);
+      }
+      w /= 2;
+    } else {
+      v[0] += __shfl_xor_sync(0xffffffffu, v[0], o);
+    }
+  }
+  return v[0];
+}
+
+/** d[j] = src[j] for j < K from shared memory, in 16-byte loads when K is a multiple of 4 (src then 16-byte aligned). */
+template <int K>
+__device__ __forceinline__ void loadShared(const float* src, float (&d)[K]) {
+  if constexpr (K % 4 == 0) {
+#pragma unroll
+    for (int i = 0; i < K / 4; i++) {
+      const float4 q = reinterpret_cast<const float4*>(src)[i];
+      d[4 * i] = q.x;
+      d[4 * i + 1] = q.y;
+      d[4 * i + 2] = q.z;
+      d[4 * i + 3] = q.w;
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < K; i++) d[i] = src[i];
+  }
+}
+
+/** A group of G lanes per channel e, kSsmThreads / G consecutive channels per block, ROWS batch rows at a time.
+ *  Their dbc rows sit in shared memory as float, interleaved (rows[k·ROWS + j] = dbc[b0 + j, k], so one vector load
+ *  gives column k of every row). Lanes split the δ dot product over R (each dtWeight value read serves ROWS rows) and
+ *  the states n; spreadSum leaves each lane with one row's total, so the softplus, the gate and the store happen
+ *  once per (b, e). The state and x loads are issued first: their latency overlaps the staging and the dot product. */
+template <int G, int ROWS>
 __global__ void __launch_bounds__(kSsmThreads) ssmStepKernel(SsmStep p) {
-  extern __shared__ float row[];  // dbc[b]: δ at [0, R), B at [R, R + N), C at [R + N, R + 2N)
+  static_assert(ROWS <= G, "every row's total must land on some lane");
+  constexpr int kUnroll = 4;  // dtWeight values in flight per lane
+  extern __shared__ __align__(16) float rows[];
   const long long P = p.R + 2 * p.N;
+  const long long EN = p.E * p.N;
   const int lane = threadIdx.x % G;
   const long long eFree = blockIdx.x * static_cast<long long>(kSsmThreads / G) + threadIdx.x / G;
   // Groups past the last channel compute on a valid channel (the warp's shuffles need every lane) and write nothing.
   const bool active = eFree < p.E;
   const long long e = active ? eFree : p.E - 1;
-  const float* Brow = row + p.R;
-  const float* Crow = row + p.R + p.N;
+  const int myRow = spreadRow<G, ROWS>(lane);
+  const bool writer = active && (lane & (G / ROWS - 1)) == 0;  // one of the lanes holding myRow's total
+  const float bias = p.dtBias.present() ? p.dtBias[e] : 0.0f;
+  const float De = p.D.present() ? p.D[e] : 0.0f;
+  const float A0 = lane < p.N ? -expf(p.ALog[e * p.N + lane]) : 0.0f;  // A of the lane's first state
 
-  for (long long b = blockIdx.y; b < p.B; b += gridDim.y) {
-    __syncthreads();  // the previous row is no longer read
-    for (long long k = threadIdx.x; k < P; k += blockDim.x) row[k] = p.dbc[b * P + k];
+  for (long long b0 = blockIdx.y * static_cast<long long>(ROWS); b0 < p.B; b0 += gridDim.y * static_cast<long long>(ROWS)) {
+    const int nRows = static_cast<int>(min(static_cast<long long>(ROWS), p.B - b0));
+    const long long stateBase = (b0 * p.E + e) * p.N;  // + j·EN + n
+    float h0[ROWS], xv[ROWS];
+#pragma unroll
+    for (int j = 0; j < ROWS; j++) h0[j] = j < nRows && lane < p.N ? p.state[stateBase + j * EN + lane] : 0.0f;
+    loadRun(p.x, b0 * p.E + e, p.E, nRows, xv);
+    const float zv = myRow < nRows ? p.xz[(b0 + myRow) * p.C + p.E + e] : 0.0f;
+
+    __syncthreads();  // the previous rows are no longer read
+    for (long long k = threadIdx.x; k < P; k += blockDim.x) {
+      float col[ROWS];
+      loadRun(p.dbc, b0 * P + k, P, nRows, col);  // zeros past nRows
+#pragma unroll
+      for (int j = 0; j < ROWS; j++) rows[k * ROWS + j] = col[j];
+    }
     __syncthreads();
 
-    float delta = 0.0f;
-    for (long long r = lane; r < p.R; r += G) delta += p.dtWeight[e * p.R + r] * row[r];
-    delta = groupSum<G>(delta);
-    if (p.dtBias.present()) delta += p.dtBias[e];
-    const float dt = p.softplus ? softplusf(delta) : delta;
+    // δ[j] = Σ_r dtWeight[e, r] · dbc[b0 + j, r]; Δ once per (row, channel), then handed to every lane.
+    float acc[ROWS];
+#pragma unroll
+    for (int j = 0; j < ROWS; j++) acc[j] = 0.0f;
+    for (long long r0 = lane; r0 < p.R; r0 += kUnroll * G) {
+      const int n = static_cast<int>(min(static_cast<long long>(kUnroll), (p.R - r0 + G - 1) / G));
+      float w[kUnroll];
+      loadRun(p.dtWeight, e * p.R + r0, G, n, w);
+#pragma unroll
+      for (int k = 0; k < kUnroll; k++) {
+        if (k < n) {
+          float d[ROWS];
+          loadShared(rows + (r0 + k * G) * ROWS, d);
+#pragma unroll
+          for (int j = 0; j < ROWS; j++) acc[j] += w[k] * d[j];
+        }
+      }
+    }
+    const float delta = spreadSum<G, ROWS>(acc, lane) + bias;
+    const float dtMine = p.softplus ? softplusf(delta) : delta;
+    float dt[ROWS], out[ROWS];
+#pragma unroll
+    for (int j = 0; j < ROWS; j++) {
+      dt[j] = __shfl_sync(0xffffffffu, dtMine, spreadLane<G, ROWS>(j), G);
+      out[j] = lane == 0 ? De * xv[j] : 0.0f;
+    }
 
-    const long long i = b * p.E + e;
-    const float xv = p.x[i];
-    float out = 0.0f;
+    // h = exp(Δ·A) ⊙ state + Δ·B·x and the C·h partial sums; state n on lane n mod G.
     for (long long n = lane; n < p.N; n += G) {
-      const float A = -expf(p.ALog[e * p.N + n]);
-      const float h = expf(dt * A) * p.state[i * p.N + n] + dt * Brow[n] * xv;
-      if (active) p.stateOut[i * p.N + n] = h;
-      out += h * Crow[n];
+      const bool first = n == lane;
+      const float A = first ? A0 : -expf(p.ALog[e * p.N + n]);
+      float Bn[ROWS], Cn[ROWS];
+      loadShared(rows + (p.R + n) * ROWS, Bn);
+      loadShared(rows + (p.R + p.N + n) * ROWS, Cn);
+#pragma unroll
+      for (int j = 0; j < ROWS; j++) {
+        if (j < nRows) {
+          const long long s = stateBase + j * EN + n;
+          const float h = expf(dt[j] * A) * (first ? h0[j] : p.state[s]) + dt[j] * Bn[j] * xv[j];
+          if (active) p.stateOut[s] = h;
+          out[j] += h * Cn[j];
+        }
+      }
     }
-    out = groupSum<G>(out);
-    if (active && lane == 0) {
-      if (p.D.present()) out += p.D[e] * xv;
-      p.y.set(i, out * siluf(p.xz[b * p.C + p.E + e]));
-    }
+    const float y = spreadSum<G, ROWS>(out, lane);
+    if (writer && myRow < nRows) p.y.set((b0 + myRow) * p.E + e, y * siluf(zv));
   }
 }
 
-template <int G>
-void launchSsmStep(const SsmStep& p, size_t sharedBytes) {
+template <int G, int ROWS>
+void launchSsmStep(const SsmStep& p) {
   const long long perBlock = kSsmThreads / G;
-  const long long yBlocks = p.B < 65535 ? p.B : 65535;
-  dim3 grid(static_cast<unsigned>((p.E + perBlock - 1) / perBlock), static_cast<unsigned>(yBlocks));
-  ssmStepKernel<G><<<grid, kSsmThreads, sharedBytes, stream()>>>(p);
+  const long long rowBlocks = (p.B + ROWS - 1) / ROWS;
+  dim3 grid(static_cast<unsigned>((p.E + perBlock - 1) / perBlock), static_cast<unsigned>(rowBlocks < 65535 ? rowBlocks : 65535));
+  const size_t sharedBytes = sizeof(float) * ROWS * static_cast<size_t>(p.R + 2 * p.N);
+  ssmStepKernel<G, ROWS><<<grid, kSsmThreads, sharedBytes, stream()>>>(p);
+}
+
+/** Eight batch rows per block where the batch is large enough and their dbc rows fit in shared memory, else one. */
+template <int G>
+void launchSsmStep(const SsmStep& p) {
+  if (p.B >= 8 && 8 * (p.R + 2 * p.N) <= kSsmSharedFloats) launchSsmStep<G, 8>(p);
+  else launchSsmStep<G, 1>(p);
 }
 
 /** state, x, xz, dbc, dtWeight, dtBias?, ALog, D?, softplus, B, E, N, R, C, y, stateOut */
 void ssmStepOp(Args& a) {
   SsmStep p;
-  p.state = readIn(a);
+  In state = readIn(a);
+  if (state.dtype != F32) throw Failure(std::string("ssmStep: the scan state must be f32, got ") + dtypeName(state.dtype));
+  p.state = static_cast<const float*>(state.p);
   p.x = readIn(a);
   p.xz = readIn(a);
   p.dbc = readIn(a);
@@ -216,14 +374,14 @@ void ssmStepOp(Args& a) {
   p.y = readOut(a);
   p.stateOut = a.as<float>();
   if (p.B == 0 || p.E == 0) return;
-  const size_t sharedBytes = sizeof(float) * static_cast<size_t>(p.R + 2 * p.N);
-  if (sharedBytes > 48 * 1024) {
-    throw Failure("ssmStep: a dbc row of R + 2N = " + std::to_string(p.R + 2 * p.N) +
-                  " values does not fit the 48 KiB of shared memory the kernel stages it in (at most 12288 values).");
+  const long long P = p.R + 2 * p.N;
+  if (P > kSsmSharedFloats) {
+    throw Failure("ssmStep: a dbc row of R + 2N = " + std::to_string(P) + " values does not fit the shared memory the " +
+                  "kernel stages it in (at most " + std::to_string(kSsmSharedFloats) + " values).");
   }
-  if (p.N <= 8) launchSsmStep<8>(p, sharedBytes);
-  else if (p.N <= 16) launchSsmStep<16>(p, sharedBytes);
-  else launchSsmStep<32>(p, sharedBytes);
+  if (p.N <= 8) launchSsmStep<8>(p);
+  else if (p.N <= 16) launchSsmStep<16>(p);
+  else launchSsmStep<32>(p);
 }
 
 MCUDA_OP("residualRmsNorm", residualRmsNormOp);

@@ -203,6 +203,33 @@ __device__ __forceinline__ void storePack(void* dst, long long i, int valid, boo
     if (j < valid) p[j] = fromFloat<T>(v[j]);
 }
 
+/** Row groups of sumRowsKernel: blockDim is (32, kSumRowGroups). */
+constexpr int kSumRowGroups = 16;
+
+/**
+ * store(i, Σ_p rows[p·n + i]) for every column i < n of a (parts, n) float matrix of per-block partial sums. Thread
+ * (x, y) of a block adds rows y, y + kSumRowGroups, … of column blockIdx.x·32 + x in order, then the row groups' sums
+ * are added in group order: the same result every run (no atomics), with parts/kSumRowGroups loads per thread.
+ * Launch: grid ceil(n / 32), block (32, kSumRowGroups).
+ */
+template <class Store>
+__global__ void __launch_bounds__(32 * kSumRowGroups) sumRowsKernel(const float* rows, int parts, long long n, Store store) {
+  __shared__ double groups[kSumRowGroups][32];
+  long long i = blockIdx.x * 32LL + threadIdx.x;
+  double acc = 0.0;
+  if (i < n) {
+#pragma unroll 4
+    for (int p = threadIdx.y; p < parts; p += kSumRowGroups) acc += rows[p * n + i];
+  }
+  groups[threadIdx.y][threadIdx.x] = acc;
+  __syncthreads();
+  if (threadIdx.y == 0 && i < n) {
+    double total = 0.0;
+    for (int g = 0; g < kSumRowGroups; g++) total += groups[g][threadIdx.x];
+    store(i, total);
+  }
+}
+
 /** Calls f(T{}) with T the element type of a float dtype (f32, f16, bf16); returns false for other dtypes. */
 template <class F>
 inline bool withFloatType(int dtype, F&& f) {
@@ -212,6 +239,18 @@ inline bool withFloatType(int dtype, F&& f) {
     case BF16: f(__nv_bfloat16{}); return true;
     default: return false;
   }
+}
+
+}  // namespace mcuda
+
+namespace mcuda {
+
+/** Blocks of `threads` for a grid-stride loop over `items`, one item per thread, capped at `waves` rounds of a full
+ *  GPU (2048 resident threads per multiprocessor) so that huge tensors loop instead of launching millions of blocks. */
+inline unsigned coveringBlocks(long long items, int threads, int waves = 16) {
+  long long cap = static_cast<long long>(multiprocessors()) * (2048 / threads) * waves;
+  long long blocks = blocksFor(items, threads);
+  return static_cast<unsigned>(blocks < cap ? blocks : cap);
 }
 
 }  // namespace mcuda

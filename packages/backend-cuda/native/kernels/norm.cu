@@ -9,9 +9,9 @@
 // Fast path (cols ≤ 4096, x/y/dy/dx of one float dtype): a team of threads owns a row — one warp for cols ≤ 1024,
 // the whole block above — and holds it in registers (kNormVec-wide accesses), so x and dy are read once and the
 // row statistics need no second pass over memory. The weight (and bias) are staged once per block in shared memory
-// as float. Teams walk rows with a grid stride and keep their dw/db sums in registers; the teams of a block add theirs
-// in shared memory in a fixed order into one partial row per block, and a second kernel adds the partial rows in a
-// fixed order (deterministic, no atomics).
+// as float. Teams walk rows with a grid stride (one wave of resident blocks) and add their dw/db terms into their own
+// rows of shared memory; at the end the block adds its teams' rows in a fixed order into one partial row per block,
+// and a second kernel adds the partial rows in a fixed order (deterministic, no atomics).
 //
 // Other shapes (wider rows, mixed dtypes) take the block-per-row kernels at the end of the file.
 #include <optional>
@@ -96,10 +96,21 @@ __device__ __forceinline__ void stageParams(In w, In b, int cols, float* params)
   __syncthreads();
 }
 
+/** v[j] = params[col + j] for j < valid, 0 beyond; one 16-byte shared-memory read when `vector` (cols % 4 == 0). */
+__device__ __forceinline__ void paramsAt(const float* params, int col, int valid, bool vector, float (&v)[kNormVec]) {
+  if (vector && valid == kNormVec) {
+    float4 p = *reinterpret_cast<const float4*>(params + col);
+    v[0] = p.x, v[1] = p.y, v[2] = p.z, v[3] = p.w;
+    return;
+  }
+#pragma unroll
+  for (int j = 0; j < kNormVec; j++) v[j] = j < valid ? params[col + j] : 0.0f;
+}
+
 template <class T, int kTeam, int kChunks, bool kCentered>
 __global__ void __launch_bounds__(kNormThreads)
     normForwardTeamKernel(In x, In w, In b, Out y, long long rows, int cols, float eps, bool vector) {
-  extern __shared__ float params[];  // w, then b
+  extern __shared__ __align__(16) float params[];  // w, then b
   stageParams(w, kCentered ? b : In{nullptr, F32}, cols, params);
   constexpr int kTeams = kNormThreads / kTeam;
   RowSlice<kTeam, kChunks> s{static_cast<int>(threadIdx.x % kTeam), cols};
@@ -111,56 +122,62 @@ __global__ void __launch_bounds__(kNormThreads)
     for (int c = 0; c < kChunks; c++) {
       int col = s.col(c), valid = s.valid(c);
       if (valid == 0) continue;
-      float out[kNormVec];
+      float out[kNormVec], wv[kNormVec], bv[kNormVec] = {};
+      paramsAt(params, col, valid, vector, wv);
+      if constexpr (kCentered) paramsAt(params + cols, col, valid, vector, bv);
 #pragma unroll
-      for (int j = 0; j < kNormVec; j++) {
-        int k = j < valid ? col + j : col;  // keeps the shared-memory reads in range
-        out[j] = (v[c][j] - st.mean) * st.rstd * params[k];
-        if constexpr (kCentered) out[j] += params[cols + k];
-      }
+      for (int j = 0; j < kNormVec; j++) out[j] = (v[c][j] - st.mean) * st.rstd * wv[j] + bv[j];
       storePack<T, kNormVec>(y.p, r * cols + col, valid, vector, out);
     }
   }
 }
 
-/**
- * Adds the teams' per-column sums of the block in team order into partial[blockIdx.x, :]. Every thread of the block
- * calls it; `scratch` holds kTeams rows of cols floats when there is more than one team.
- */
-template <int kTeam, int kChunks>
-__device__ __forceinline__ void blockColumnSums(const float (&sums)[kChunks][kNormVec], const RowSlice<kTeam, kChunks>& s,
-                                                float* scratch, float* partial) {
-  constexpr int kTeams = kNormThreads / kTeam;
-  float* out = partial + static_cast<long long>(blockIdx.x) * s.cols;
-  float* mine = kTeams == 1 ? out : scratch + (threadIdx.x / kTeam) * s.cols;
-#pragma unroll
-  for (int c = 0; c < kChunks; c++) {
-#pragma unroll
-    for (int j = 0; j < kNormVec; j++)
-      if (j < s.valid(c)) mine[s.col(c) + j] = sums[c][j];
+/** sums[col + j] += v[j] for j < valid, in shared memory; one 16-byte access when `vector` (cols % 4 == 0). */
+__device__ __forceinline__ void addAt(float* sums, int col, int valid, bool vector, const float (&v)[kNormVec]) {
+  if (vector && valid == kNormVec) {
+    float4* p = reinterpret_cast<float4*>(sums + col);
+    float4 a = *p;
+    a.x += v[0], a.y += v[1], a.z += v[2], a.w += v[3];
+    *p = a;
+    return;
   }
-  if constexpr (kTeams > 1) {
-    __syncthreads();
-    for (int col = threadIdx.x; col < s.cols; col += kNormThreads) {
-      float total = 0.0f;
-      for (int t = 0; t < kTeams; t++) total += scratch[t * s.cols + col];
-      out[col] = total;
-    }
-    __syncthreads();  // scratch is reused by the next call
+#pragma unroll
+  for (int j = 0; j < kNormVec; j++)
+    if (j < valid) sums[col + j] += v[j];
+}
+
+/** partial[blockIdx.x, c] = Σ_t sums[t, c] over the block's teams in order. */
+__device__ __forceinline__ void blockColumnSums(const float* sums, int teams, int cols, float* partial) {
+  float* out = partial + static_cast<long long>(blockIdx.x) * cols;
+  for (int col = threadIdx.x; col < cols; col += blockDim.x) {
+    float total = 0.0f;
+    for (int t = 0; t < teams; t++) total += sums[t * cols + col];
+    out[col] = total;
   }
 }
 
+/** Shared memory of the backward kernel: w, then per team its dw column sums, then (LayerNorm) its db sums. */
+template <bool kCentered>
+constexpr size_t normBackwardSharedFloats(int teams, long long cols) {
+  return static_cast<size_t>(cols) * (1 + teams * (kCentered ? 2 : 1));
+}
+
+// The dw/db sums live in shared memory rather than registers, so a thread holds only its slices of x and dy: at
+// most 128 registers, two resident blocks.
 template <class T, int kTeam, int kChunks, bool kCentered>
-__global__ void __launch_bounds__(kNormThreads)
+__global__ void __launch_bounds__(kNormThreads, 2)
     normBackwardTeamKernel(In dy, In x, In w, Out dx, float* dwPartial, float* dbPartial, long long rows, int cols,
                            float eps, bool vector) {
-  extern __shared__ float shared[];  // w (cols), then the teams' column sums (kTeams · cols) when kTeams > 1
-  float* params = shared;
-  stageParams(w, In{nullptr, F32}, cols, params);
   constexpr int kTeams = kNormThreads / kTeam;
+  extern __shared__ __align__(16) float shared[];
+  float* params = shared;
+  float* dwSums = shared + cols;
+  float* dbSums = dwSums + kTeams * cols;
+  for (int i = threadIdx.x; i < kTeams * cols * (kCentered ? 2 : 1); i += kNormThreads) dwSums[i] = 0.0f;
+  stageParams(w, In{nullptr, F32}, cols, params);  // ends with a barrier
+  int team = threadIdx.x / kTeam;
   RowSlice<kTeam, kChunks> s{static_cast<int>(threadIdx.x % kTeam), cols};
-  float dw[kChunks][kNormVec] = {}, db[kChunks][kNormVec] = {};
-  for (long long r = blockIdx.x * (long long)kTeams + threadIdx.x / kTeam; r < rows; r += (long long)gridDim.x * kTeams) {
+  for (long long r = blockIdx.x * (long long)kTeams + team; r < rows; r += (long long)gridDim.x * kTeams) {
     float xv[kChunks][kNormVec], gv[kChunks][kNormVec];
     loadRow<T>(x.p, r, s, vector, xv);
     loadRow<T>(dy.p, r, s, vector, gv);
@@ -169,18 +186,22 @@ __global__ void __launch_bounds__(kNormThreads)
 #pragma unroll
     for (int c = 0; c < kChunks; c++) {
       int col = s.col(c), valid = s.valid(c);
+      if (valid == 0) continue;
+      float wv[kNormVec], dwv[kNormVec];
+      paramsAt(params, col, valid, vector, wv);
 #pragma unroll
       for (int j = 0; j < kNormVec; j++) {
-        float wj = j < valid ? params[col + j] : 0.0f;
         float xHat = (xv[c][j] - st.mean) * st.rstd;
-        float g = gv[c][j] * wj;  // dy is 0 past the row's end
+        float g = gv[c][j] * wv[j];  // dy is 0 past the row's end
         sumG += g;
         sumGX += g * xHat;
-        dw[c][j] += gv[c][j] * xHat;
-        if constexpr (kCentered) db[c][j] += gv[c][j];
+        dwv[j] = gv[c][j] * xHat;
         xv[c][j] = xHat;  // x is no longer needed
-        gv[c][j] = g;
       }
+      addAt(dwSums + team * cols, col, valid, vector, dwv);
+      if constexpr (kCentered) addAt(dbSums + team * cols, col, valid, vector, gv[c]);
+#pragma unroll
+      for (int j = 0; j < kNormVec; j++) gv[c][j] *= wv[j];
     }
     float meanG = kCentered ? teamSum<kTeam>(sumG) / cols : 0.0f;
     float meanGX = teamSum<kTeam>(sumGX) / cols;
@@ -192,9 +213,9 @@ __global__ void __launch_bounds__(kNormThreads)
       storePack<T, kNormVec>(dx.p, r * cols + s.col(c), s.valid(c), vector, out);
     }
   }
-  float* scratch = shared + cols;
-  blockColumnSums(dw, s, scratch, dwPartial);
-  if constexpr (kCentered) blockColumnSums(db, s, scratch, dbPartial);
+  __syncthreads();
+  blockColumnSums(dwSums, kTeams, cols, dwPartial);
+  if constexpr (kCentered) blockColumnSums(dbSums, kTeams, cols, dbPartial);
 }
 
 // ---- any width, any dtypes: a block per row ----
@@ -255,14 +276,11 @@ __global__ void normBackwardAnyKernel(In dy, In x, In w, Out dx, float* dwPartia
   }
 }
 
-/** out[c] = Σ_p partial[p, c], p in order. */
-__global__ void sumPartialRowsKernel(const float* partial, int parts, long long cols, Out out) {
-  for (long long c = blockIdx.x * (long long)blockDim.x + threadIdx.x; c < cols; c += (long long)gridDim.x * blockDim.x) {
-    double acc = 0.0;
-    for (int p = 0; p < parts; p++) acc += partial[p * cols + c];
-    out.set(c, static_cast<float>(acc));
-  }
-}
+/** out[c] = the column sum c of the partial rows. */
+struct ColumnStore {
+  Out out;
+  __device__ __forceinline__ void operator()(long long c, double sum) const { out.set(c, static_cast<float>(sum)); }
+};
 
 // ---- host side ----
 
@@ -271,12 +289,20 @@ unsigned anyBlocks(long long rows) {
   return static_cast<unsigned>(rows < 1 ? 1 : (rows < cap ? rows : cap));
 }
 
+/** Dynamic shared memory a kernel may take without opting in (48 KiB, less the static blockSum buffer). */
+constexpr size_t kDefaultSharedBytes = 48 * 1024 - 256;
+
 /** Blocks for a grid-stride launch of kKernel over `rows` rows, `teams` rows at a time: enough to fill the device
  *  once (the occupancy query is cached per kernel and shared-memory size). */
 template <auto kKernel>
 unsigned teamBlocks(size_t sharedBytes, long long rows, int teams) {
-  static size_t cachedBytes = ~size_t{0};
+  static size_t cachedBytes = ~size_t{0}, allowedBytes = 0;
   static int resident = 1;
+  if (sharedBytes > allowedBytes && sharedBytes > kDefaultSharedBytes) {
+    check(cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sharedBytes)),
+          "norm shared memory size");
+    allowedBytes = sharedBytes;
+  }
   if (sharedBytes != cachedBytes) {
     check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kKernel, kNormThreads, sharedBytes), "norm occupancy");
     if (resident < 1) resident = 1;
@@ -287,7 +313,7 @@ unsigned teamBlocks(size_t sharedBytes, long long rows, int teams) {
   return static_cast<unsigned>(needed < cap ? needed : cap);
 }
 
-/** kTeam-wide teams when cols fit them, in the dtype T of x; false when no team kernel takes the shape. */
+/** Calls f(kTeam, kChunks) for the smallest team that holds a row of cols; false when rows are too wide for any. */
 template <class F>
 bool withTeamShape(long long cols, F&& f) {
   if (cols <= kWarpMaxCols) {
@@ -343,7 +369,7 @@ unsigned normBackwardTeams(In dy, In x, In w, Out dx, std::optional<Scratch>& dw
     constexpr auto kernel = normBackwardTeamKernel<T, kTeam, kChunks, kCentered>;
     bool vector = cols % kNormVec == 0 && packAligned<T, kNormVec>(x.p) && packAligned<T, kNormVec>(dy.p) &&
                   packAligned<T, kNormVec>(dx.p);
-    size_t bytes = sizeof(float) * cols * (kTeams > 1 ? 1 + kTeams : 1);
+    size_t bytes = sizeof(float) * normBackwardSharedFloats<kCentered>(kTeams, cols);
     blocks = teamBlocks<kernel>(bytes, rows, kTeams);
     dwPartial.emplace(sizeof(float) * blocks * cols);
     if (kCentered) dbPartial.emplace(sizeof(float) * blocks * cols);
@@ -382,9 +408,11 @@ void normBackward(Args& a, bool centered) {
                                                                 centered ? dbPartial->as<float>() : nullptr, rows, cols,
                                                                 eps, centered);
   }
-  unsigned colBlocks = blocksFor(cols, kNormThreads);
-  sumPartialRowsKernel<<<colBlocks, kNormThreads, 0, stream()>>>(dwPartial->as<float>(), parts, cols, dw);
-  if (centered) sumPartialRowsKernel<<<colBlocks, kNormThreads, 0, stream()>>>(dbPartial->as<float>(), parts, cols, db);
+  dim3 sumBlocks(blocksFor(cols, 32)), sumThreads(32, kSumRowGroups);
+  sumRowsKernel<<<sumBlocks, sumThreads, 0, stream()>>>(dwPartial->as<float>(), static_cast<int>(parts), cols, ColumnStore{dw});
+  if (centered) {
+    sumRowsKernel<<<sumBlocks, sumThreads, 0, stream()>>>(dbPartial->as<float>(), static_cast<int>(parts), cols, ColumnStore{db});
+  }
 }
 
 void rmsNormOp(Args& a) { normForward(a, false); }

@@ -36,8 +36,8 @@ export class Linear extends Module {
   forward(x: Tensor, { bias = true }: { bias?: boolean } = {}): Tensor {
     const lead = x.shape.slice(0, -1);
     const flat = reshape(x, [-1, this.inFeatures]);
-    let y = matmul(flat, asDType(this.weight.value, x.dtype), { transB: true });
-    if (this.bias && bias) y = add(y, asDType(this.bias.value, x.dtype));
+    let y = matmul(flat, this.weight.as(x.dtype), { transB: true });
+    if (this.bias && bias) y = add(y, this.bias.as(x.dtype));
     return reshape(y, [...lead, this.outFeatures]);
   }
 }

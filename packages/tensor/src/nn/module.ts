@@ -1,10 +1,13 @@
+import type { DType } from '../dtype.js';
 import { engine } from '../engine.js';
+import { cast } from '../ops/math.js';
 import type { Tensor } from '../tensor.js';
 import { formatShape, shapesEqual } from '../shape.js';
 
 /** A trainable (or frozen) tensor slot whose value can be replaced, e.g. by an optimizer step. */
 export class Parameter {
   #value: Tensor;
+  #cast: Tensor | null = null;
   requiresGrad: boolean;
 
   constructor(value: Tensor, { requiresGrad = true }: { requiresGrad?: boolean } = {}) {
@@ -14,6 +17,20 @@ export class Parameter {
 
   get value(): Tensor {
     return this.#value;
+  }
+
+  /**
+   * The value in `dtype` (e.g. an f32 master weight for a bf16 matmul). A frozen parameter's copy is made once and
+   * kept until the value changes, so frozen weights are not cast again every step.
+   */
+  as(dtype: DType): Tensor {
+    if (this.#value.dtype === dtype) return this.#value;
+    if (this.requiresGrad) return cast(this.#value, dtype);
+    if (this.#cast?.dtype !== dtype) {
+      this.#cast?.dispose();
+      this.#cast = engine().noGrad(() => cast(this.#value, dtype)).keep();
+    }
+    return this.#cast;
   }
 
   get shape(): readonly number[] {
@@ -29,10 +46,17 @@ export class Parameter {
     value.keep();
     this.#value.dispose();
     this.#value = value;
+    this.#dropCast();
   }
 
   dispose(): void {
     this.#value.dispose();
+    this.#dropCast();
+  }
+
+  #dropCast(): void {
+    this.#cast?.dispose();
+    this.#cast = null;
   }
 }
 

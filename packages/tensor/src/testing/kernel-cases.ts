@@ -44,7 +44,7 @@ function unaryCase(name: string): KernelCase {
   const [lo, hi] = UNARY_DOMAIN[name] ?? [-3, 3];
   return {
     dtypes: 'float',
-    variants: (dtype, g) => SHAPES.map((s) => v(`[${s}]`, [g.uniform(s, dtype, lo, hi)])),
+    variants: (dtype, g) => [...SHAPES, [3, 40]].map((s) => v(`[${s}]`, [g.uniform(s, dtype, lo, hi)])),
   };
 }
 
@@ -57,6 +57,10 @@ const BINARY_SHAPES: [number[], number[]][] = [
   [[5, 3], []],
   [[13], [1]],
   [[2, 3, 1], [3, 5]],
+  // Longer runs: whole 8-element packs, a ragged tail (111), a bias row of 24, a column spread over 16.
+  [[3, 37], [3, 37]],
+  [[4, 24], [24]],
+  [[6, 1], [6, 16]],
 ];
 
 function binaryCase(name: string): KernelCase {
@@ -132,6 +136,8 @@ function castCase(): KernelCase {
       }
       out.push(v('f32→bf16 special values', [tensor(special, [special.length], 'f32')], { dtype: 'bf16' }));
       out.push(v('f32→f16 special values', [tensor(special, [special.length], 'f32')], { dtype: 'f16' }));
+      out.push(v('f32→bf16 [5,40]', [g.normal([5, 40], 'f32', 50)], { dtype: 'bf16' }));
+      out.push(v('bf16→f32 [5,40]', [g.normal([5, 40], 'bf16', 50)], { dtype: 'f32' }));
       out.push(v('i32→f32', [g.ints([2, 7], -1000, 1000)], { dtype: 'f32' }));
       out.push(v('i32→bf16', [g.ints([2, 7], -1000, 1000)], { dtype: 'bf16' }));
       out.push(v('i32→i32', [g.ints([2, 7], -1000, 1000)], { dtype: 'i32' }));
@@ -388,7 +394,10 @@ export function kernelCases(): Record<string, KernelCase> {
     cast: castCase(),
     affine: {
       dtypes: 'float',
-      variants: (dtype, g) => SHAPES.map((s, i) => v(`[${s}]`, [g.normal(s, dtype)], { scale: [2, -0.5, 1, 0, 3.25][i], offset: [0.5, 1, 0, -2, 0.125][i] })),
+      variants: (dtype, g) => [
+        ...SHAPES.map((s, i) => v(`[${s}]`, [g.normal(s, dtype)], { scale: [2, -0.5, 1, 0, 3.25][i], offset: [0.5, 1, 0, -2, 0.125][i] })),
+        v('[3,40]', [g.normal([3, 40], dtype)], { scale: -1.5, offset: 0.25 }),
+      ],
     },
     argmax: {
       dtypes: 'float',
@@ -406,6 +415,11 @@ export function kernelCases(): Record<string, KernelCase> {
         v('[7] 2..5', [g.normal([7], dtype)], { begin: [2], size: [3] }),
         v('[3,5,7] middle', [g.normal([3, 5, 7], dtype)], { begin: [1, 1, 2], size: [2, 3, 5] }),
         v('[5,9] cols', [g.normal([5, 9], dtype)], { begin: [0, 3], size: [5, 1] }),
+        // Column blocks of a matrix (16-byte, 8-byte and element-sized rows), whole rows (one contiguous run).
+        v('[4,40] cols 16..40', [g.normal([4, 40], dtype)], { begin: [0, 16], size: [4, 24] }),
+        v('[3,12] cols 4..8', [g.normal([3, 12], dtype)], { begin: [0, 4], size: [3, 4] }),
+        v('[5,9] cols 2..7', [g.normal([5, 9], dtype)], { begin: [0, 2], size: [5, 5] }),
+        v('[4,9] rows 1..3', [g.normal([4, 9], dtype)], { begin: [1, 0], size: [2, 9] }),
       ],
     },
     padSlice: {
@@ -413,6 +427,10 @@ export function kernelCases(): Record<string, KernelCase> {
       variants: (dtype, g) => [
         v('[3] into [7]', [g.normal([3], dtype)], { shape: [7], begin: [2] }),
         v('[2,3,5] into [3,5,7]', [g.normal([2, 3, 5], dtype)], { shape: [3, 5, 7], begin: [1, 1, 2] }),
+        v('[4,24] into [4,40] at column 16', [g.normal([4, 24], dtype)], { shape: [4, 40], begin: [0, 16] }),
+        v('[5,3] into [5,9] at column 3', [g.normal([5, 3], dtype)], { shape: [5, 9], begin: [0, 3] }),
+        v('[2,6] into [4,6] at row 1', [g.normal([2, 6], dtype)], { shape: [4, 6], begin: [1, 0] }),
+        v('[3,1,4] into [3,2,4]', [g.normal([3, 1, 4], dtype)], { shape: [3, 2, 4], begin: [0, 1, 0] }),
       ],
     },
     transpose: {
@@ -422,6 +440,11 @@ export function kernelCases(): Record<string, KernelCase> {
         v('[2,3,5] 2,0,1', [g.normal([2, 3, 5], dtype)], { perm: [2, 0, 1] }),
         v('[2,3,1,5] 0,2,1,3', [g.normal([2, 3, 1, 5], dtype)], { perm: [0, 2, 1, 3] }),
         v('[3,5,7] identity', [g.normal([3, 5, 7], dtype)], { perm: [0, 1, 2] }),
+        // Last-two-axes transposes: odd sizes, and several tiles with ragged edges.
+        v('[2,7,9] 0,2,1', [g.normal([2, 7, 9], dtype)], { perm: [0, 2, 1] }),
+        v('[2,66,70] 0,2,1', [g.normal([2, 66, 70], dtype)], { perm: [0, 2, 1] }),
+        v('[67,33] T', [g.normal([67, 33], dtype)], { perm: [1, 0] }),
+        v('[2,3,4,6] 0,1,3,2', [g.normal([2, 3, 4, 6], dtype)], { perm: [0, 1, 3, 2] }),
       ],
     },
     concat: {
@@ -430,6 +453,7 @@ export function kernelCases(): Record<string, KernelCase> {
         v('axis 0', [g.normal([2, 5], dtype), g.normal([3, 5], dtype)], { axis: 0 }),
         v('axis 1 of three', [g.normal([3, 1, 2], dtype), g.normal([3, 5, 2], dtype), g.normal([3, 3, 2], dtype)], { axis: 1 }),
         v('last axis', [g.normal([2, 3], dtype), g.normal([2, 7], dtype)], { axis: 1 }),
+        v('last axis, wide', [g.normal([3, 16], dtype), g.normal([3, 24], dtype)], { axis: 1 }),
       ],
     },
     softmax: {

@@ -1,0 +1,116 @@
+// Timing of the bandwidth-bound elementwise and layout kernels on cuda at the Mamba-130m training shapes (batch
+// 8 × 1024 tokens): same-shape and bias-row add, f32 → bf16 cast, a column block sliced out of a wide matrix and
+// padSlice'd back (the split along the last axis and its gradient), and the (B, L, E) → (B, E, L) transpose.
+// Each kernel's GPU time comes from the backend's profiling mode (CUDA events around the op), one report per call;
+// the median over the calls is set against the bytes the kernel must move at least (every input read once, every
+// output written once): achieved GB/s and the share of the device's peak bandwidth. A program, not a test: prints
+// JSON, then the same as a table.
+//   node bench-elementwise.mjs [rows]        (rows defaults to 8192 = 8 × 1024 tokens)
+import * as T from '@mamba-ts/tensor';
+import { cudaStatus, isAvailable, registerCudaBackend, setCudaOption, takeProfile, unavailableReason } from '../src/index.js';
+
+const ROWS = process.argv.length >= 3 ? Number(process.argv[2]) : 8192;
+const [D, E, WIDE, BATCH, SEQ] = [768, 1536, 3104, 8, ROWS / 8];
+const ITERS = 25;
+
+/** Vendor datasheet memory bandwidth (bytes/s) by device name; the addon does not report the memory clock. */
+const PEAK_BANDWIDTH: [RegExp, number][] = [
+  [/H200/, 4.8e12],
+  [/H100.*(SXM|HBM3)/, 3.35e12],
+  [/H100/, 2.0e12],
+  [/A100.*80GB/, 2.039e12],
+  [/A100/, 1.555e12],
+];
+const DEFAULT_PEAK = 4.8e12;
+
+function peakBandwidth(device: string): { bytesPerSecond: number; source: string } {
+  for (const [pattern, bytes] of PEAK_BANDWIDTH) {
+    if (pattern.test(device)) return { bytesPerSecond: bytes, source: `datasheet value for ${device}` };
+  }
+  return { bytesPerSecond: DEFAULT_PEAK, source: `unknown device "${device}": assumed the H200's 4.8 TB/s` };
+}
+
+const bytesOf = (dtype: T.DType): number => (dtype === 'f32' || dtype === 'i32' ? 4 : 2);
+const sizeOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+/** Median GPU time (ms) of one call of `kernel`, each call's time read from its own profile report. */
+async function medianGpuMs(kernel: string, inputs: T.Tensor[], attrs: Record<string, unknown>): Promise<number> {
+  const call = () => T.dispose(T.engine().runKernel(kernel, inputs, attrs));
+  for (let i = 0; i < 3; i++) call();
+  takeProfile();
+  const times: number[] = [];
+  for (let i = 0; i < ITERS; i++) {
+    call();
+    const row = takeProfile().gpu.find((r) => r.name === kernel);
+    if (!row) throw new Error(`bench/elementwise: no profile row named ${kernel}; is profiling on?`);
+    times.push(row.ms / row.calls);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+interface Result {
+  label: string;
+  kernel: string;
+  dtype: string;
+  medianUs: number;
+  minBytes: number;
+  gbPerSecond: number;
+  percentOfPeak: number;
+}
+
+async function main(): Promise<void> {
+  if (!isAvailable()) {
+    console.log(JSON.stringify({ skipped: unavailableReason() }));
+    return;
+  }
+  registerCudaBackend({ activate: true });
+  setCudaOption('profile', 1);
+  const device = cudaStatus().device?.name ?? 'unknown';
+  const peak = peakBandwidth(device);
+  const results: Result[] = [];
+  const normal = (shape: number[], seed: number, dtype: T.DType) => T.tidy(() => T.cast(T.randomNormal(shape, { seed, std: 1 }), dtype));
+
+  const measure = async (label: string, kernel: string, dtype: string, inputs: T.Tensor[], attrs: Record<string, unknown>, minBytes: number) => {
+    const ms = await medianGpuMs(kernel, inputs, attrs);
+    const gbPerSecond = minBytes / (ms * 1e-3) / 1e9;
+    results.push({
+      label, kernel, dtype, medianUs: +(ms * 1000).toFixed(2), minBytes, gbPerSecond: +gbPerSecond.toFixed(1),
+      percentOfPeak: +((100 * gbPerSecond * 1e9) / peak.bytesPerSecond).toFixed(1),
+    });
+    T.dispose(inputs);
+  };
+
+  for (const dtype of ['f32', 'bf16'] as const) {
+    const s = bytesOf(dtype);
+    const wide = [ROWS, 2 * E];
+    const n = sizeOf(wide);
+    await measure(`add [${wide}] + [${wide}]`, 'add', dtype, [normal(wide, 1, dtype), normal(wide, 2, dtype)], {}, 3 * n * s);
+    await measure(`add [${wide}] + [${2 * E}] (bias row)`, 'add', dtype, [normal(wide, 3, dtype), normal([2 * E], 4, dtype)], {}, 2 * n * s + 2 * E * s);
+  }
+  for (const shape of [[3072, D], [ROWS, E]]) {
+    const n = sizeOf(shape);
+    await measure(`cast [${shape}] f32→bf16`, 'cast', 'f32→bf16', [normal(shape, 5, 'f32')], { dtype: 'bf16' }, n * (4 + 2));
+  }
+  for (const dtype of ['f32', 'bf16'] as const) {
+    const s = bytesOf(dtype);
+    const block = ROWS * E;
+    await measure(`slice [${ROWS},${WIDE}] → [${ROWS},${E}] at column ${E}`, 'slice', dtype, [normal([ROWS, WIDE], 6, dtype)],
+      { begin: [0, E], size: [ROWS, E] }, 2 * block * s);
+    await measure(`padSlice [${ROWS},${E}] → [${ROWS},${WIDE}] at column ${E}`, 'padSlice', dtype, [normal([ROWS, E], 7, dtype)],
+      { shape: [ROWS, WIDE], begin: [0, E] }, block * s + ROWS * WIDE * s);
+    const x = [BATCH, SEQ, E];
+    await measure(`transpose [${x}] → [${BATCH},${E},${SEQ}]`, 'transpose', dtype, [normal(x, 8, dtype)], { perm: [0, 2, 1] }, 2 * sizeOf(x) * s);
+  }
+  setCudaOption('profile', 0);
+
+  const report = { rows: ROWS, device, peakBandwidthGBs: peak.bytesPerSecond / 1e9, peakSource: peak.source, iterations: ITERS, results };
+  console.log(JSON.stringify(report, null, 1));
+  const header = `${'case'.padEnd(52)} ${'dtype'.padEnd(8)} ${'median µs'.padStart(10)} ${'min MB'.padStart(8)} ${'GB/s'.padStart(8)} ${'% peak'.padStart(7)}`;
+  const lines = results.map((r) =>
+    `${r.label.padEnd(52)} ${r.dtype.padEnd(8)} ${r.medianUs.toFixed(2).padStart(10)} ${(r.minBytes / 1e6).toFixed(1).padStart(8)} ${r.gbPerSecond.toFixed(0).padStart(8)} ${r.percentOfPeak.toFixed(1).padStart(7)}`,
+  );
+  console.log([`\n${device}: peak ${(peak.bytesPerSecond / 1e12).toFixed(2)} TB/s (${peak.source})`, header, ...lines].join('\n'));
+}
+
+await main();
