@@ -9,8 +9,9 @@
 //   dweight[e,k] = Σ_{b,t} g[t] · xin[t − (W−1) + k],   dbias[e] = Σ_{b,t} g[t]
 //
 // Fast path (W ≤ kMaxWidth, x/y/dy/dx of one float dtype): one thread owns kVec adjacent channels over a tile of
-// kTile steps, walking time with the last inputs in registers (a sliding window), so every element is loaded once
-// (plus a W−1 halo per tile) with kVec-wide accesses, and no index is divided per element. Widths below kMaxWidth are
+// kTile steps. It loads the tile's inputs and the W−1 before it into registers at once (one memory latency per tile)
+// and slides the W-tap window over them, so every element is loaded once (plus a W−1 halo per tile) with kVec-wide
+// accesses, the weight row stays in registers, and no index is divided per element. Widths below kMaxWidth are
 // run as kMaxWidth with zero weights in front (the padded taps read zeros, never memory). The backward kernel
 // recomputes the pre-activation in registers, forms g for its tile and the W−1 steps after it (the halo that dx
 // needs), accumulates dx in a window of W running sums, and adds dweight/dbias over its tile; the threads of a block

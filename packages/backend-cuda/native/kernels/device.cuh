@@ -152,14 +152,6 @@ __device__ __forceinline__ T fromFloat(float v) {
   else return __float2bfloat16_rn(v);
 }
 
-/** The dtype code of a float element type. */
-template <class T>
-constexpr int dtypeCodeOf() {
-  if constexpr (std::is_same_v<T, float>) return F32;
-  else if constexpr (std::is_same_v<T, __half>) return F16;
-  else return BF16;
-}
-
 /** N consecutive elements, aligned so that one vector instruction moves them. */
 template <class T, int N>
 struct alignas(sizeof(T) * N) ElemPack {

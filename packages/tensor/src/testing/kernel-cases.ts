@@ -151,6 +151,8 @@ function castCase(): KernelCase {
  * a block per row up to 4096, a generic kernel beyond; 5000 rows make each warp walk several rows.
  */
 const RMS_NORM_WIDE: [number, number][] = [[5000, 12], [37, 768], [9, 1030], [6, 2048], [3, 4099]];
+/** layerNorm shares the rmsNorm kernels: a warp row and a block row. */
+const LAYER_NORM_WIDE: readonly (readonly [number, number])[] = [[37, 768], [9, 1030]];
 
 function convVariants(dtype: FloatDType, g: Gen, withDy: boolean): KernelVariant[] {
   const plans: [string, number, number, number, number, boolean, boolean, boolean][] = [
@@ -310,6 +312,10 @@ const SSM_STEP_PLANS: SsmStepPlan[] = [
   { label: 'no softplus', dims: [2, 4, 4, 7, 2], optional: ['D', 'dtBias'], deltaSoftplus: false, f32Params: true, biasRange: [0.2, 0.6] },
   { label: 'large delta crosses the softplus threshold', dims: [1, 6, 2, 3, 1], optional: ['dtBias'], deltaSoftplus: true, f32Params: true, biasRange: [17, 23] },
   { label: 'N33 (more states than a warp)', dims: [2, 3, 33, 6, 5], optional: ['D'], deltaSoftplus: true, f32Params: true },
+  // Batches of 4 or more take the rows-per-block path of fast backends: a partial last block, N ≤ 8, N past the registers.
+  { label: 'B6 N12', dims: [6, 5, 12, 5, 1], optional: ['dtBias', 'D'], deltaSoftplus: true, f32Params: true },
+  { label: 'B4 N5 params in dtype', dims: [4, 9, 5, 2, 0], optional: ['dtBias'], deltaSoftplus: true, f32Params: false },
+  { label: 'B9 N70', dims: [9, 3, 70, 4, 2], optional: ['dtBias', 'D'], deltaSoftplus: true, f32Params: true },
 ];
 
 function ssmStepCase(): KernelCase {
@@ -484,12 +490,16 @@ export function kernelCases(): Record<string, KernelCase> {
       dtypes: 'float',
       variants: (dtype, g) => [
         v('[3,7]', [g.normal([3, 7], dtype, 2), g.uniform([7], dtype, 0.5, 1.5), g.normal([7], dtype)], { eps: 1e-5 }),
+        ...LAYER_NORM_WIDE.map(([rows, cols]) =>
+          v(`[${rows},${cols}]`, [g.normal([rows, cols], dtype, 2), g.uniform([cols], dtype, 0.5, 1.5), g.normal([cols], dtype)], { eps: 1e-5 })),
       ],
     },
     layerNormGrad: {
       dtypes: 'float',
       variants: (dtype, g) => [
         v('[3,7]', [g.normal([3, 7], dtype), g.normal([3, 7], dtype, 2), g.uniform([7], dtype, 0.5, 1.5), g.normal([7], dtype)], { eps: 1e-5 }),
+        ...LAYER_NORM_WIDE.map(([rows, cols]) =>
+          v(`[${rows},${cols}]`, [g.normal([rows, cols], dtype), g.normal([rows, cols], dtype, 2), g.uniform([cols], dtype, 0.5, 1.5), g.normal([cols], dtype)], { eps: 1e-5 })),
       ],
     },
     embedding: {
