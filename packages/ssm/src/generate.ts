@@ -65,12 +65,24 @@ export async function generate(model: MambaLM, prompts: readonly (readonly numbe
     return prompts.map((_, b) => sample(rows.subarray(b * V, (b + 1) * V)));
   };
   try {
-    if (!done.every(Boolean)) {
-      let next = take(await sampleRows(first));
-      for (let fed = false; !done.every(Boolean); fed = true) {
-        if (greedy && fed) decoder.advance();
-        else decoder.feed(next);
-        next = take(greedy ? await decoder.argmax() : await sampleRows(decoder.logits));
+    const next = done.every(Boolean) ? null : take(await sampleRows(first));
+    if (next && !done.every(Boolean)) {
+      decoder.feed(next);
+      if (greedy) {
+        // One step ahead: the device computes step t+1 while the host reads step t's tokens.
+        let pending = decoder.argmax();
+        while (!done.every(Boolean)) {
+          decoder.advance();
+          const tokens = await pending;
+          pending = decoder.argmax();
+          take(tokens);
+        }
+        await pending;
+      } else {
+        while (!done.every(Boolean)) {
+          const next = take(await sampleRows(decoder.logits));
+          if (!done.every(Boolean)) decoder.feed(next);
+        }
       }
     }
   } finally {
