@@ -67,3 +67,17 @@ export interface CapturedGraph {
 }
 
 export type KernelFunc = (inputs: readonly TensorInfo[], attrs: Record<string, unknown>, backend: Backend) => TensorInfo[];
+
+/** The `split` kernel (parts of `attrs.sizes` along `attrs.axis`) made of a backend's own `slice` kernel. */
+export function splitWithSlice(slice: KernelFunc): KernelFunc {
+  return ([x], attrs, backend) => {
+    const axis = attrs.axis as number;
+    let start = 0;
+    return (attrs.sizes as number[]).map((length) => {
+      const begin = x.shape.map((_, i) => (i === axis ? start : 0));
+      const size = x.shape.map((d, i) => (i === axis ? length : d));
+      start += length;
+      return slice([x], { begin, size }, backend)[0];
+    });
+  };
+}

@@ -1,4 +1,4 @@
-import { broadcastShapes, sizeOf, stridesOf, type DType, type KernelFunc, type Shape, type TensorInfo } from '@mamba-ts/tensor';
+import { broadcastShapes, sizeOf, splitWithSlice, stridesOf, type DType, type KernelFunc, type Shape, type TensorInfo } from '@mamba-ts/tensor';
 import { DTYPE_CODE, type CudaBackend } from '../backend.js';
 
 /*
@@ -237,7 +237,9 @@ function expandBatch(backend: CudaBackend, x: TensorInfo, batchShape: Shape): Te
 }
 
 export function basicKernels(): Record<string, CudaKernel> {
-  const table: Record<string, CudaKernel> = { fill, cast, affine, argmax, matmul, slice, padSlice, transpose, concat, softmax };
+  const table: Record<string, CudaKernel> = {
+    fill, cast, affine, argmax, matmul, slice, split: splitWithSlice(slice as KernelFunc) as CudaKernel, padSlice, transpose, concat, softmax,
+  };
   UNARY_OPS.forEach((name, op) => (table[name] = unaryKernel(name, op)));
   BINARY_OPS.forEach((name, op) => (table[name] = binaryKernel(name, op)));
   table.sum = reduceKernel('sum');

@@ -1,5 +1,5 @@
 import type { KernelFunc, Shape, TensorInfo } from '@mamba-ts/tensor';
-import { bytesPerElement, sizeOf } from '@mamba-ts/tensor';
+import { bytesPerElement, sizeOf, splitWithSlice } from '@mamba-ts/tensor';
 import { stridesOf, wasmKernel, type Call } from './call.js';
 
 /** Copies a block of `shape` elements between strided layouts (raw bytes, any dtype). */
@@ -57,5 +57,5 @@ const concat = wasmKernel((call, inputs, attrs) => {
 });
 
 export function shapeKernels(): Record<string, KernelFunc> {
-  return { slice, padSlice, transpose, concat };
+  return { slice, split: splitWithSlice(slice), padSlice, transpose, concat };
 }

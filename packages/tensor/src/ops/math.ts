@@ -2,7 +2,7 @@ import { engine } from '../engine.js';
 import { broadcastShapes, formatShape, normAxis, shapesEqual, sizeOf, type Shape } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import type { DType } from '../dtype.js';
-import { SAVES_INPUTS, SAVES_NOTHING, SAVES_OUTPUT, assertSameDType, defineGrad, run } from './core.js';
+import { SAVES_INPUTS, SAVES_NOTHING, SAVES_OUTPUT, assertSameDType, defineGrad, run, runMulti } from './core.js';
 
 // ---- elementwise ----
 
@@ -92,12 +92,8 @@ export function split(x: Tensor, sizes: readonly number[], axis = -1): Tensor[] 
   if (sizes.reduce((p, q) => p + q, 0) !== x.shape[a]) {
     throw new Error(`split: sizes [${sizes}] do not add up to axis ${a} of ${formatShape(x.shape)}.`);
   }
-  let start = 0;
-  return sizes.map((s) => {
-    const part = narrow(x, a, start, s);
-    start += s;
-    return part;
-  });
+  if (sizes.some((s) => !Number.isInteger(s) || s < 0)) throw new Error(`split: sizes [${sizes}] must be non-negative integers.`);
+  return runMulti('split', [x], { axis: a, sizes: [...sizes] });
 }
 
 export function concat(xs: readonly Tensor[], axis = 0): Tensor {
@@ -269,6 +265,14 @@ defineGrad('matmul', ([dy], { inputs: [a, b], attrs }) => {
   return [sumToShape(da, a.shape), sumToShape(db, b.shape)];
 }, SAVES_INPUTS);
 defineGrad('slice', ([dy], { inputs: [x], attrs }) => [run('padSlice', [g(dy)], { shape: x.shape, begin: attrs.begin })], SAVES_NOTHING);
+// One concat of the parts' gradients (zeros for parts without one), not a padded copy per part added up.
+defineGrad('split', (dys, { inputs: [x], attrs }) => {
+  const axis = attrs.axis as number;
+  const parts = (attrs.sizes as number[]).map((s, i) =>
+    dys[i] ?? run('fill', [], { shape: x.shape.map((d, j) => (j === axis ? s : d)), dtype: x.dtype, value: 0 }),
+  );
+  return [concat(parts, axis)];
+}, SAVES_NOTHING);
 defineGrad('concat', ([dy], { inputs, attrs }) => {
   const axis = attrs.axis as number;
   return split(g(dy), inputs.map((t) => t.shape[axis]), axis);

@@ -83,6 +83,15 @@ export const GRAD_CASES: ((dtype: FloatDType, g: Gen) => GradCase)[] = [
     },
   }),
   (dtype, g) => ({
+    label: 'split (one part unused)',
+    xs: [g.normal([3, 9], dtype)],
+    consts: [g.normal([3, 2], dtype), g.normal([3, 4], dtype)],
+    f: ([x], [w1, w3]) => {
+      const [p1, , p3] = M.split(x, [2, 3, 4], 1);
+      return M.add(wsum(p1, w1), wsum(p3, w3));
+    },
+  }),
+  (dtype, g) => ({
     label: 'rmsNorm',
     xs: [g.normal([2, 3, 7], dtype), g.uniform([7], dtype, 0.5, 1.5)],
     consts: [g.normal([2, 3, 7], dtype)],

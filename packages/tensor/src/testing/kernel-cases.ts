@@ -428,6 +428,14 @@ export function kernelCases(): Record<string, KernelCase> {
         v('[4,9] rows 1..3', [g.normal([4, 9], dtype)], { begin: [1, 0], size: [2, 9] }),
       ],
     },
+    split: {
+      dtypes: 'float',
+      variants: (dtype, g) => [
+        v('[5,12] into 4+8 columns', [g.normal([5, 12], dtype)], { axis: 1, sizes: [4, 8] }),
+        v('[3,4,7] into 1+0+3 along axis 1', [g.normal([3, 4, 7], dtype)], { axis: 1, sizes: [1, 0, 3] }),
+        v('[6,5] into 2+4 rows', [g.normal([6, 5], dtype)], { axis: 0, sizes: [2, 4] }),
+      ],
+    },
     padSlice: {
       dtypes: 'float',
       variants: (dtype, g) => [

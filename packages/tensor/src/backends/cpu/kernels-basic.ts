@@ -1,4 +1,4 @@
-import type { KernelFunc, TensorInfo } from '../../backend.js';
+import { splitWithSlice, type KernelFunc, type TensorInfo } from '../../backend.js';
 import type { DType } from '../../dtype.js';
 import { broadcastShapes, sizeOf, stridesOf, type Shape } from '../../shape.js';
 import { bufferOf, type CpuBackend } from './backend.js';
@@ -326,7 +326,7 @@ const softmax: KernelFunc = ([x], _attrs, backend) => {
 };
 
 export function basicKernels(): Record<string, KernelFunc> {
-  const table: Record<string, KernelFunc> = { fill, cast, affine, argmax, matmul, slice, padSlice, transpose, concat, softmax };
+  const table: Record<string, KernelFunc> = { fill, cast, affine, argmax, matmul, slice, split: splitWithSlice(slice), padSlice, transpose, concat, softmax };
   for (const [name, fn] of Object.entries(UNARY)) table[name] = unaryKernel(fn);
   for (const [name, fn] of Object.entries(BINARY)) table[name] = binaryKernel(name, fn);
   table.sum = reduceKernel('sum');
