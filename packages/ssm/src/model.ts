@@ -1,6 +1,6 @@
 import {
   Embedding, Linear, Module, ModuleList, RMSNorm, add, cast, checkpoint, concat, linearCrossEntropy, matmul, narrow,
-  reshape, tensor, type DType, type Parameter, type Tensor,
+  reshape, tensor, tidy, type DType, type Parameter, type Tensor,
 } from '@mamba-ts/tensor';
 import type { MambaConfig } from './config.js';
 import { MambaMixer } from './mixer.js';
@@ -96,7 +96,8 @@ export class MambaLM extends Module {
         const { out, state: s } = block.mixer.forward(u, state?.layers[i], { recompute: this.recompute === 'ssm' });
         return [add(res, cast(out, res.dtype)), s.conv, s.ssm];
       };
-      const [res, conv, ssm] = this.recompute === 'layer' ? checkpoint(layer, [residual]) : layer(residual);
+      // A tidy per layer frees the layer's temporaries that no gradient reads as soon as the layer is done.
+      const [res, conv, ssm] = this.recompute === 'layer' ? checkpoint(layer, [residual]) : tidy(() => layer(residual));
       residual = res;
       next.push({ conv, ssm });
     });

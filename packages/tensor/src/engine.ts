@@ -37,7 +37,7 @@ interface Tape {
   nodes: TapeNode[];
   /** Ids of tensors that depend on a watched tensor. */
   tracked: Set<number>;
-  /** Tensors that recorded nodes refer to: a nested tidy must not dispose them before backprop. */
+  /** Tensors recorded gradients read: a nested tidy must not dispose them before backprop. */
   held: Set<Tensor>;
 }
 
@@ -289,8 +289,10 @@ export class Engine {
     const tape = this.#tape;
     if (!tape || this.#gradDisabled > 0 || !inputs.some((t) => tape.tracked.has(t.id))) return;
     tape.nodes.push({ kernel, inputs, outputs, attrs });
-    for (const t of inputs) tape.held.add(t);
-    for (const t of outputs) tape.held.add(t);
+    // Only what the gradient reads is held: a nested tidy may free the rest as soon as its scope ends.
+    const saves = this.#saves.get(kernel) ?? {};
+    holdSaved(tape.held, inputs, saves.inputs);
+    holdSaved(tape.held, outputs, saves.outputs);
     for (const o of outputs) if (o.dtype !== 'i32') tape.tracked.add(o.id);
   }
 
@@ -428,18 +430,14 @@ export class Engine {
   /** Frees, at the end of the forward pass, every activation no gradient will read (see `GradSaves`). */
   #releaseUnsaved(tape: Tape, keep: ReadonlySet<Tensor>, owned: ReadonlySet<Tensor>): void {
     const needed = new Set<Tensor>();
-    const pick = (list: readonly Tensor[], which: 'all' | readonly number[] | undefined): void => {
-      if (which === undefined || which === 'all') for (const t of list) needed.add(t);
-      else for (const k of which) if (list[k]) needed.add(list[k]);
-    };
     for (const node of tape.nodes) {
       if (node.kernel === CHECKPOINT) {
-        pick(node.inputs, 'all'); // the recomputation reads them
+        holdSaved(needed, node.inputs, 'all'); // the recomputation reads them
         continue;
       }
       const saves = this.#saves.get(node.kernel) ?? {};
-      pick(node.inputs, saves.inputs);
-      pick(node.outputs, saves.outputs);
+      holdSaved(needed, node.inputs, saves.inputs);
+      holdSaved(needed, node.outputs, saves.outputs);
     }
     for (const node of tape.nodes) {
       for (const t of [...node.inputs, ...node.outputs]) if (!needed.has(t) && owned.has(t) && !keep.has(t)) t.dispose();
@@ -531,6 +529,12 @@ function describe(v: unknown): string {
 }
 
 const ENGINE_KEY = Symbol.for('@mamba-ts/tensor.engine');
+
+/** Adds the tensors of `list` a gradient reads (`which`: indices, or all when absent) to `into`. */
+function holdSaved(into: Set<Tensor>, list: readonly Tensor[], which: 'all' | readonly number[] | undefined): void {
+  if (which === undefined || which === 'all') for (const t of list) into.add(t);
+  else for (const k of which) if (list[k]) into.add(list[k]);
+}
 
 export function engine(): Engine {
   const g = globalThis as unknown as Record<symbol, Engine | undefined>;
