@@ -56,9 +56,7 @@ export async function trainStep(
     T.dispose([...prev, ...g, prevLoss, value]);
   }
   const stats = T.tidy(() => {
-    let sq = T.scalar(0);
-    for (const g of grads!) sq = T.add(sq, T.sum(T.square(T.cast(g, 'f32'))));
-    return T.concat([T.reshape(lossSum!, [1]), T.reshape(sq, [1])]);
+    return T.concat([T.reshape(lossSum!, [1]), T.reshape(T.sumSquares(grads!), [1])]);
   });
   const [scaledLoss, sumSq] = await stats.data();
   T.dispose([stats, lossSum!]);
@@ -68,9 +66,7 @@ export async function trainStep(
   const applied = scaler ? scaler.update(finite) : finite;
   if (applied) {
     const factor = (maxGradNorm > 0 ? Math.min(1, maxGradNorm / (gradNorm + 1e-6)) : 1) / scale;
-    const final = factor === 1 ? grads! : T.tidy(() => grads!.map((g) => T.mulScalar(g, factor)));
-    optimizer.step(final, lr);
-    if (final !== grads) T.dispose(final);
+    optimizer.step(grads!, lr, { gradScale: factor });
   }
   T.dispose(grads!);
   return { loss, gradNorm, applied, lossScale: scale, tokens: microBatches.reduce((s, b) => s + b.tokens, 0) };

@@ -233,6 +233,13 @@ const linearCrossEntropyGrad: CudaKernel = ([dloss, hidden, weight, targets, lse
 
 // ---- optimizer ----
 
+const sumSquares: CudaKernel = (inputs, _attrs, b) => {
+  const k = 'sumSquares';
+  const out = b.output([], 'f32', k);
+  b.launch(k, k, [b.address(out, k), inputs.length, ...inputs.flatMap((x) => [...b.ref(x, k), sizeOf(x.shape)])]);
+  return [out];
+};
+
 const adamw: CudaKernel = ([param, grad, m, v], attrs, b) => {
   const k = 'adamw';
   const step = attrs.step as number;
@@ -249,6 +256,7 @@ const adamw: CudaKernel = ([param, grad, m, v], attrs, b) => {
   b.launch(k, k, [
     ...b.ref(param, k), ...b.ref(grad, k), ...b.ref(m, k), ...b.ref(v, k), ...b.ref(paramOut, k), b.address(mOut, k), b.address(vOut, k), n,
     attrs.lr as number, attrs.beta1 as number, attrs.beta2 as number, attrs.eps as number, attrs.weightDecay as number, step,
+    (attrs.gradScale as number | undefined) ?? 1,
   ]);
   return [paramOut, mOut, vOut];
 };
@@ -257,6 +265,6 @@ export function fusedKernels(): Record<string, CudaKernel> {
   return {
     rmsNorm, rmsNormGrad, layerNorm, layerNormGrad, embedding, embeddingGrad, causalConv1d, causalConv1dGrad,
     selectiveScan, selectiveScanGrad, selectiveStateUpdate, crossEntropy, crossEntropyGrad, linearCrossEntropy,
-    linearCrossEntropyGrad, adamw,
+    linearCrossEntropyGrad, adamw, sumSquares,
   };
 }

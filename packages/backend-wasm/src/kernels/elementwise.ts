@@ -138,16 +138,35 @@ const adamw = wasmKernel((call, [param, grad, m, v], attrs) => {
   const vp = call.f32(v);
   call.be.u8.copyWithin(mo.ptr, mp, mp + n * 4);
   call.be.u8.copyWithin(vo.ptr, vp, vp + n * 4);
-  const { lr, beta1, beta2, eps, weightDecay, step } = attrs as Record<string, number>;
+  const { lr, beta1, beta2, eps, weightDecay, step, gradScale = 1 } = attrs as Record<string, number>;
   if (!Number.isInteger(step) || step < 1) throw new Error(`adamw: step must be an integer ≥ 1 (the first update is step 1), got ${step}.`);
   const stepSize = lr / (1 - beta1 ** step);
   const rsqrtBc2 = 1 / Math.sqrt(1 - beta2 ** step);
-  call.k.adamw(p.ptr, call.f32(grad), mo.ptr, vo.ptr, n, lr, beta1, beta2, eps, weightDecay, stepSize, rsqrtBc2);
+  let g = call.f32(grad);
+  if (gradScale !== 1) {
+    const scaled = call.tempF32(n);
+    call.k.affine(g, scaled, n, gradScale, 0);
+    g = scaled;
+  }
+  call.k.adamw(p.ptr, g, mo.ptr, vo.ptr, n, lr, beta1, beta2, eps, weightDecay, stepSize, rsqrtBc2);
   return [p.info(), mo.info, vo.info];
 });
 
+/** Σ x² over all inputs (float64 accumulation on the host side of the wasm memory). */
+const sumSquares = wasmKernel((call, inputs) => {
+  let total = 0;
+  for (const x of inputs) {
+    const start = call.f32(x) >> 2;
+    const values = call.be.f32.subarray(start, start + sizeOf(x.shape));
+    for (const value of values) total += value * value;
+  }
+  const out = call.raw([], 'f32');
+  call.be.f32[out.ptr >> 2] = total;
+  return [out.info];
+});
+
 export function elementwiseKernels(): Record<string, KernelFunc> {
-  const table: Record<string, KernelFunc> = { affine, fill, cast, adamw };
+  const table: Record<string, KernelFunc> = { affine, fill, cast, adamw, sumSquares };
   UNARY_OPS.forEach((name, code) => (table[name] = unaryKernel(code)));
   BINARY_OPS.forEach((name, code) => (table[name] = binaryKernel(name, code)));
   return table;

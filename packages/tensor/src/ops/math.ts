@@ -96,6 +96,15 @@ export function split(x: Tensor, sizes: readonly number[], axis = -1): Tensor[] 
   return runMulti('split', [x], { axis: a, sizes: [...sizes] });
 }
 
+/** Σ over every element of every tensor of x², as one f32 scalar (e.g. a global gradient norm²), in one kernel. */
+export function sumSquares(xs: readonly Tensor[]): Tensor {
+  if (xs.length === 0) throw new Error('sumSquares: needs at least one tensor.');
+  for (const [i, x] of xs.entries()) {
+    if (x.dtype === 'i32') throw new Error(`sumSquares: tensor ${i} is i32; give floating-point tensors.`);
+  }
+  return run('sumSquares', xs);
+}
+
 export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   if (xs.length === 0) throw new Error('concat: needs at least one tensor.');
   const a = normAxis(axis, xs[0].rank, 'concat');
@@ -265,6 +274,7 @@ defineGrad('matmul', ([dy], { inputs: [a, b], attrs }) => {
   return [sumToShape(da, a.shape), sumToShape(db, b.shape)];
 }, SAVES_INPUTS);
 defineGrad('slice', ([dy], { inputs: [x], attrs }) => [run('padSlice', [g(dy)], { shape: x.shape, begin: attrs.begin })], SAVES_NOTHING);
+defineGrad('sumSquares', ([dy], { inputs }) => inputs.map((x) => mul(x, cast(mulScalar(g(dy), 2), x.dtype))), SAVES_INPUTS);
 // One concat of the parts' gradients (zeros for parts without one), not a padded copy per part added up.
 defineGrad('split', (dys, { inputs: [x], attrs }) => {
   const axis = attrs.axis as number;

@@ -41,8 +41,11 @@ export class AdamW {
     this.#decays = params.map((p, i) => (decay ? decay(p, i) : true));
   }
 
-  /** Applies one update from `grads` (same order as the parameters), at learning rate `lr` (default: the initial one). */
-  step(grads: readonly Tensor[], lr = this.lr): void {
+  /**
+   * Applies one update from `grads` (same order as the parameters), at learning rate `lr` (default: the initial one);
+   * the gradients are multiplied by `gradScale` inside the update (clipping, loss-scale unscaling: no extra pass).
+   */
+  step(grads: readonly Tensor[], lr = this.lr, { gradScale = 1 }: { gradScale?: number } = {}): void {
     if (grads.length !== this.params.length) {
       throw new Error(`AdamW.step: ${grads.length} gradients for ${this.params.length} parameters.`);
     }
@@ -54,7 +57,7 @@ export class AdamW {
         }
         const [param, m, v] = runMulti('adamw', [p.value, grads[i], this.m[i], this.v[i]], {
           lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps,
-          weightDecay: this.#decays[i] ? this.weightDecay : 0, step: this.stepCount,
+          weightDecay: this.#decays[i] ? this.weightDecay : 0, step: this.stepCount, gradScale,
         });
         p.assign(param);
         this.m[i].dispose();

@@ -1,6 +1,6 @@
 import { engine } from '../engine.js';
 import { scalar } from '../ops/core.js';
-import { add, addScalar, cast, div, minimum, mul, sqrt, square, sum } from '../ops/math.js';
+import { addScalar, cast, div, minimum, mul, sqrt, sumSquares } from '../ops/math.js';
 import type { Tensor } from '../tensor.js';
 
 /**
@@ -10,9 +10,7 @@ import type { Tensor } from '../tensor.js';
 export function clipGradNorm(grads: readonly Tensor[], maxNorm: number): { grads: Tensor[]; norm: Tensor } {
   return engine().noGrad(() =>
     engine().tidy(() => {
-      let total = scalar(0);
-      for (const g of grads) total = add(total, sum(square(cast(g, 'f32'))));
-      const norm = sqrt(total);
+      const norm = sqrt(sumSquares(grads));
       const factor = minimum(scalar(1), div(scalar(maxNorm), addScalar(norm, 1e-6)));
       return { grads: grads.map((g) => mul(g, cast(factor, g.dtype))), norm };
     }),

@@ -428,6 +428,15 @@ export function kernelCases(): Record<string, KernelCase> {
         v('[4,9] rows 1..3', [g.normal([4, 9], dtype)], { begin: [1, 0], size: [2, 9] }),
       ],
     },
+    sumSquares: {
+      dtypes: 'float',
+      variants: (dtype, g) => [
+        v('one [7]', [g.normal([7], dtype)]),
+        v('three tensors, one empty', [g.normal([3, 5], dtype), g.normal([0, 4], dtype), g.normal([2, 70, 3], dtype, 2)]),
+        v('40 tensors (more than one launch table)', Array.from({ length: 40 }, (_, i) => g.normal([i % 7 + 1, 3], dtype))),
+        v('large [300, 257]', [g.normal([300, 257], dtype)]),
+      ],
+    },
     split: {
       dtypes: 'float',
       variants: (dtype, g) => [
@@ -545,6 +554,7 @@ export function kernelCases(): Record<string, KernelCase> {
           v('step 1', [g.normal([7], dtype), g.normal([7], dtype), ...state([7])], attrs(1, 0.01)),
           v('step 5 [3,5] no decay', [g.normal([3, 5], dtype), g.normal([3, 5], dtype), ...state([3, 5])], attrs(5, 0)),
           v('step 100 [13]', [g.normal([13], dtype), g.normal([13], dtype, 1e-3), ...state([13])], attrs(100, 0.1)),
+          v('step 3 [9] gradScale 0.37', [g.normal([9], dtype), g.normal([9], dtype), ...state([9])], { ...attrs(3, 0.01), gradScale: 0.37 }),
         ];
       },
     },

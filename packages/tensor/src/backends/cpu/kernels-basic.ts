@@ -310,6 +310,13 @@ const concat: KernelFunc = (inputs, attrs, backend) => {
   return [{ dataId: (backend as CpuBackend).adopt(dst), shape: outShape, dtype: inputs[0].dtype }];
 };
 
+/** Σ x² over all inputs, accumulated in float64. */
+const sumSquares: KernelFunc = (inputs, _attrs, backend) => {
+  let total = 0;
+  for (const x of inputs) for (const value of f32(x)) total += value * value;
+  return [output(backend, [], 'f32', Float32Array.of(total))];
+};
+
 /** Softmax over the last axis (stable). */
 const softmax: KernelFunc = ([x], _attrs, backend) => {
   const v = f32(x);
@@ -326,7 +333,7 @@ const softmax: KernelFunc = ([x], _attrs, backend) => {
 };
 
 export function basicKernels(): Record<string, KernelFunc> {
-  const table: Record<string, KernelFunc> = { fill, cast, affine, argmax, matmul, slice, split: splitWithSlice(slice), padSlice, transpose, concat, softmax };
+  const table: Record<string, KernelFunc> = { fill, cast, affine, argmax, matmul, slice, split: splitWithSlice(slice), padSlice, transpose, concat, softmax, sumSquares };
   for (const [name, fn] of Object.entries(UNARY)) table[name] = unaryKernel(fn);
   for (const [name, fn] of Object.entries(BINARY)) table[name] = binaryKernel(name, fn);
   table.sum = reduceKernel('sum');

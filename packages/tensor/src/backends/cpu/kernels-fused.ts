@@ -223,7 +223,7 @@ const adamw: KernelFunc = ([param, grad, m, v], attrs, backend) => {
   math.adamwStep({
     param: p, grad: f32(grad), m: mm, v: vv,
     lr: attrs.lr as number, beta1: attrs.beta1 as number, beta2: attrs.beta2 as number, eps: attrs.eps as number,
-    weightDecay: attrs.weightDecay as number, step: attrs.step as number,
+    weightDecay: attrs.weightDecay as number, step: attrs.step as number, gradScale: (attrs.gradScale as number | undefined) ?? 1,
   });
   return [output(backend, param.shape, param.dtype, p), output(backend, m.shape, 'f32', mm), output(backend, v.shape, 'f32', vv)];
 };

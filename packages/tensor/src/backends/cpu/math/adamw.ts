@@ -5,7 +5,8 @@
  *   m ← β1·m + (1 − β1)·g,   v ← β2·v + (1 − β2)·g²
  *   param ← param − (lr / (1 − β1^step)) · m / (sqrt(v) / sqrt(1 − β2^step) + eps)
  *
- * `step` counts from 1 (the first update uses step = 1).
+ * `step` counts from 1 (the first update uses step = 1). The gradient is multiplied by `gradScale` first (rounded to
+ * f32, as a separate scaling kernel would), e.g. gradient clipping and loss-scale unscaling folded in.
  */
 import type { FArray } from './common.js';
 
@@ -22,10 +23,11 @@ export interface AdamwStepArgs {
   eps: number;
   weightDecay: number;
   step: number;
+  gradScale?: number;
 }
 
 export function adamwStep(args: AdamwStepArgs): void {
-  const { param, grad, m, v, lr, beta1, beta2, eps, weightDecay, step } = args;
+  const { param, grad, m, v, lr, beta1, beta2, eps, weightDecay, step, gradScale = 1 } = args;
   if (!Number.isInteger(step) || step < 1) {
     throw new Error(`adamwStep: step must be an integer ≥ 1 (the first update is step 1), got ${step}.`);
   }
@@ -40,7 +42,7 @@ export function adamwStep(args: AdamwStepArgs): void {
   const stepSize = lr / biasCorrection1;
 
   for (let i = 0; i < param.length; i++) {
-    const g = grad[i];
+    const g = gradScale === 1 ? grad[i] : Math.fround(grad[i] * gradScale);
     const p = param[i] * (1 - lr * weightDecay);
     const mi = beta1 * m[i] + (1 - beta1) * g;
     const vi = beta2 * v[i] + (1 - beta2) * g * g;
