@@ -3,7 +3,7 @@
 //   residualRmsNorm  sum = residual + update (stored in the residual's dtype), normed = sum·rstd·w,
 //                    rstd = 1/sqrt(mean(sum²) + eps) of the stored sum                          block per row
 //   convStep         x = act(bias + Σ_{k<W−1} w[k]·convState[k] + w[W−1]·xz[e]),
-//                    state = [convState[1:], xz[e]]                                               thread per (b, e)
+//                    state = [convState[1:], xz[e]]                                               thread per channel
 //   ssmStep          Δ = softplus(dtWeight[e]·dbc[b, 0:R] + dtBias[e]), A = −exp(ALog),
 //                    h = exp(Δ·A) ⊙ state + Δ·B·x, y = (C·h + D·x)·silu(z)                        G lanes per (b, e)
 //
@@ -11,8 +11,12 @@
 // convState (B, E, W−1); conv weight (E, W); dbc (B, R + 2N) = [δ, B, C]; dtWeight (E, R); ALog (E, N);
 // ssm state (B, E, N) f32. Rows of xz and dbc are read element by element: no alignment is assumed.
 // Loads that belong together go through loadRun, whose dtype switch sits outside the loads so that they are in
-// flight together (a switch per load serialises them: one memory latency each).
+// flight together (a switch per load serialises them: one memory latency each). Every kernel issues all of its
+// global loads before it needs any of them: these kernels are latency-bound (one memory round trip each).
+// Indices are 32-bit within a row (or a tile of rows); row starts are 64-bit (the launches check the bounds).
 // These run inside a captured CUDA graph: no scratch memory, no host synchronisation.
+#include <climits>
+
 #include "device.cuh"
 
 namespace mcuda {
@@ -22,8 +26,16 @@ __device__ __forceinline__ float toFloat(float v) { return v; }
 __device__ __forceinline__ float toFloat(__half v) { return __half2float(v); }
 __device__ __forceinline__ float toFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
 
+/** The tensor from element `offset` on (a row start: 64-bit once, so that the indices after it are 32-bit). */
+__device__ __forceinline__ In from(In t, long long offset) {
+  return In{static_cast<const char*>(t.p) + offset * (t.dtype == F16 || t.dtype == BF16 ? 2 : 4), t.dtype};
+}
+__device__ __forceinline__ Out from(Out t, long long offset) {
+  return Out{static_cast<char*>(t.p) + offset * (t.dtype == F16 || t.dtype == BF16 ? 2 : 4), t.dtype};
+}
+
 template <class T, int K>
-__device__ __forceinline__ void loadRunAs(const void* p, long long base, long long stride, int count, float (&v)[K]) {
+__device__ __forceinline__ void loadRunAs(const void* p, int base, int stride, int count, float (&v)[K]) {
   const T* q = static_cast<const T*>(p);
 #pragma unroll
   for (int k = 0; k < K; k++) v[k] = k < count ? toFloat(q[base + k * stride]) : 0.0f;
@@ -31,7 +43,7 @@ __device__ __forceinline__ void loadRunAs(const void* p, long long base, long lo
 
 /** v[k] = src[base + k·stride] as float for k < count, 0 past it (float dtypes). */
 template <int K>
-__device__ __forceinline__ void loadRun(In src, long long base, long long stride, int count, float (&v)[K]) {
+__device__ __forceinline__ void loadRun(In src, int base, int stride, int count, float (&v)[K]) {
   switch (src.dtype) {
     case F16: loadRunAs<__half>(src.p, base, stride, count, v); break;
     case BF16: loadRunAs<__nv_bfloat16>(src.p, base, stride, count, v); break;
@@ -53,45 +65,65 @@ unsigned gridCap(long long blocks, long long perSm) {
   return static_cast<unsigned>(blocks < 1 ? 1 : (blocks < cap ? blocks : cap));
 }
 
+/** Throws unless n fits the kernels' 32-bit indices. */
+void check32(const char* kernel, const char* what, long long n) {
+  if (n > INT_MAX) {
+    throw Failure(std::string(kernel) + ": " + what + " = " + std::to_string(n) + " exceeds the kernel's 32-bit " +
+                  "indices (at most " + std::to_string(INT_MAX) + "); split the batch or the channels.");
+  }
+}
+
 // ---- residualRmsNorm ----
 
 /** Columns a thread takes per pass (kept in registers between the sum and the norm); the launch sizes blocks so
  *  that one pass usually covers the row. */
 constexpr int kNormPerThread = 4;
 
-__global__ void residualRmsNormKernel(In residual, In update, In weight, Out sum, Out normed, long long rows,
-                                      long long cols, float eps) {
-  const long long stride = blockDim.x;
-  const long long tile = kNormPerThread * stride;
-  const bool inTile = cols <= tile;  // one pass: the sums stay in registers for the norm
-  for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
-    const long long o = r * cols;
+/** Columns c0, c0 + stride, … a thread takes in the pass that starts at c0 (at most kNormPerThread). */
+__device__ __forceinline__ int normCount(int cols, int c0, int stride) {
+  return min(kNormPerThread, (cols - c0 + stride - 1) / stride);
+}
+
+__global__ void residualRmsNormKernel(In residual, In update, In weight, Out sum, Out normed, int rows, int cols,
+                                      float eps) {
+  const int stride = blockDim.x;
+  const int tile = kNormPerThread * stride;
+  const bool inTile = cols <= tile;  // one pass: the sums and the weights stay in registers
+  float w[kNormPerThread] = {};
+  if (inTile && static_cast<int>(threadIdx.x) < cols) {
+    loadRun(weight, threadIdx.x, stride, normCount(cols, threadIdx.x, stride), w);  // serves every row
+  }
+  for (int r = blockIdx.x; r < rows; r += gridDim.x) {
+    const long long o = static_cast<long long>(r) * cols;
+    const In res = from(residual, o), upd = update.present() ? from(update, o) : update;
+    const Out sumRow = from(sum, o), normedRow = from(normed, o);
     float v[kNormPerThread] = {};
     float sq = 0.0f;
-    for (long long c0 = threadIdx.x; c0 < cols; c0 += tile) {
-      const int count = static_cast<int>(min(static_cast<long long>(kNormPerThread), (cols - c0 + stride - 1) / stride));
+    for (int c0 = threadIdx.x; c0 < cols; c0 += tile) {
+      const int count = normCount(cols, c0, stride);
       float u[kNormPerThread];
-      loadRun(residual, o + c0, stride, count, v);
-      if (update.present()) {
-        loadRun(update, o + c0, stride, count, u);
+      loadRun(res, c0, stride, count, v);
+      if (upd.present()) {
+        loadRun(upd, c0, stride, count, u);
 #pragma unroll
         for (int j = 0; j < kNormPerThread; j++) v[j] = roundAs(sum.dtype, v[j] + u[j]);  // f32 add, stored rounding
       }
 #pragma unroll
       for (int j = 0; j < kNormPerThread; j++) {
-        if (j < count) sum.set(o + c0 + j * stride, v[j]);
+        if (j < count) sumRow.set(c0 + j * stride, v[j]);
         sq += v[j] * v[j];
       }
     }
     const float rstd = rsqrtf(blockSum(sq) / static_cast<float>(cols) + eps);
-    for (long long c0 = threadIdx.x; c0 < cols; c0 += tile) {
-      const int count = static_cast<int>(min(static_cast<long long>(kNormPerThread), (cols - c0 + stride - 1) / stride));
-      float w[kNormPerThread];
-      loadRun(weight, c0, stride, count, w);
-      if (!inTile) loadRun(In{sum.p, sum.dtype}, o + c0, stride, count, v);  // this thread's stores of the first pass
+    for (int c0 = threadIdx.x; c0 < cols; c0 += tile) {
+      const int count = normCount(cols, c0, stride);
+      if (!inTile) {
+        loadRun(weight, c0, stride, count, w);
+        loadRun(In{sumRow.p, sumRow.dtype}, c0, stride, count, v);  // this thread's stores of the first pass
+      }
 #pragma unroll
       for (int j = 0; j < kNormPerThread; j++) {
-        if (j < count) normed.set(o + c0 + j * stride, v[j] * rstd * w[j]);
+        if (j < count) normedRow.set(c0 + j * stride, v[j] * rstd * w[j]);
       }
     }
   }
@@ -104,49 +136,60 @@ void residualRmsNormOp(Args& a) {
   long long rows = a.i64(), cols = a.i64();
   float eps = a.f32();
   if (rows == 0 || cols == 0) return;
+  check32("residualRmsNorm", "2·rows", 2 * rows);  // r + the grid stride stays in range
+  check32("residualRmsNorm", "cols", cols);
   // About kNormPerThread columns per thread, whole warps, at most 1024 threads.
   long long perThread = (cols + kNormPerThread - 1) / kNormPerThread;
   int threads = static_cast<int>(((perThread + 31) / 32) * 32);
   if (threads > 1024) threads = 1024;
-  residualRmsNormKernel<<<gridCap(rows, 8), threads, 0, stream()>>>(residual, update, weight, sum, normed, rows, cols,
-                                                                      eps);
+  residualRmsNormKernel<<<gridCap(rows, 8), threads, 0, stream()>>>(
+      residual, update, weight, sum, normed, static_cast<int>(rows), static_cast<int>(cols), eps);
 }
 
 // ---- convStep ----
 
 /** Taps held in registers; wider convolutions take the plain loop. */
 constexpr int kConvTaps = 8;
+constexpr int kConvThreads = 128;
 
-__global__ void convStepKernel(In xz, In convState, In weight, In bias, Out x, Out state, long long B, long long E,
-                               long long C, int W, bool silu) {
-  const long long total = B * E;
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
-    const long long e = i % E, b = i / E;
+/** Thread per channel e (blockIdx.x), batch rows blockIdx.y, blockIdx.y + gridDim.y, …: the weights and the bias
+ *  are loaded once for all of them, and no index is divided. */
+__global__ void __launch_bounds__(kConvThreads)
+    convStepKernel(In xz, In convState, In weight, In bias, Out x, Out state, int B, int E, int C, int W, bool silu) {
+  const int e = blockIdx.x * kConvThreads + threadIdx.x;
+  if (e >= E) return;
+  const bool inRegisters = W <= kConvTaps;
+  float w[kConvTaps];
+  if (inRegisters) loadRun(weight, e * W, 1, W, w);
+  const float biasE = bias.present() ? bias[e] : 0.0f;
+  for (int b = blockIdx.y; b < B; b += gridDim.y) {
+    const long long i = static_cast<long long>(b) * E + e;
     const long long window = i * (W - 1);  // (b, e)'s W−1 inputs, oldest first
-    const float newest = xz[b * C + e];
-    float acc = bias.present() ? bias[e] : 0.0f;
-    if (W <= kConvTaps) {
-      float past[kConvTaps], w[kConvTaps];
-      loadRun(convState, window, 1, W - 1, past);
-      loadRun(weight, e * W, 1, W, w);
+    const In past = from(convState, window);
+    const Out next = from(state, window);
+    const float newest = xz[static_cast<long long>(b) * C + e];
+    float acc = biasE;
+    if (inRegisters) {
+      float p[kConvTaps];
+      loadRun(past, 0, 1, W - 1, p);
 #pragma unroll
       for (int k = 0; k < kConvTaps; k++) {
         if (k < W - 1) {
-          acc += w[k] * past[k];
-          if (k > 0) state.set(window + k - 1, past[k]);
+          acc += w[k] * p[k];
+          if (k > 0) next.set(k - 1, p[k]);
         } else if (k == W - 1) {
           acc += w[k] * newest;
         }
       }
     } else {
       for (int k = 0; k < W - 1; k++) {
-        const float past = convState[window + k];
-        acc += weight[e * W + k] * past;
-        if (k > 0) state.set(window + k - 1, past);
+        const float p = past[k];
+        acc += weight[e * W + k] * p;
+        if (k > 0) next.set(k - 1, p);
       }
       acc += weight[e * W + W - 1] * newest;
     }
-    if (W > 1) state.set(window + W - 2, newest);
+    if (W > 1) next.set(W - 2, newest);
     x.set(i, silu ? siluf(acc) : acc);
   }
 }
@@ -158,11 +201,16 @@ void convStepOp(Args& a) {
   long long B = a.i64(), E = a.i64(), C = a.i64();
   int W = a.i32();
   Out x = readOut(a), state = readOut(a);
-  long long n = B * E;
-  if (n == 0) return;
-  constexpr int kThreads = 256;
-  convStepKernel<<<gridCap(blocksFor(n, kThreads), 16), kThreads, 0, stream()>>>(xz, convState, weight, bias, x, state,
-                                                                                 B, E, C, W, silu);
+  if (B == 0 || E == 0) return;
+  check32("convStep", "2·batch", 2 * B);  // b + the grid stride stays in range
+  check32("convStep", "E·W (conv weight elements)", E * W);
+  check32("convStep", "xz columns", C);
+  // Rows beyond the grid loop (about 16 blocks per multiprocessor in all).
+  const long long columns = blocksFor(E, kConvThreads);
+  const long long rowBlocks = (gridCap(columns * B, 16) + columns - 1) / columns;
+  const dim3 grid(static_cast<unsigned>(columns), static_cast<unsigned>(rowBlocks < 65535 ? rowBlocks : 65535));
+  convStepKernel<<<grid, kConvThreads, 0, stream()>>>(xz, convState, weight, bias, x, state, static_cast<int>(B),
+                                                      static_cast<int>(E), static_cast<int>(C), W, silu);
 }
 
 // ---- ssmStep ----
@@ -173,11 +221,13 @@ struct SsmStep {
   Out y;
   float* stateOut;
   bool softplus;
-  long long B, E, N, R, C;
+  /** dtWeight's values of each thread are copied to shared memory once per block (else read in the δ loop). */
+  bool stageWeights;
+  int B, E, N, R, C;
 };
 
 constexpr int kSsmThreads = 128;
-/** Floats of dbc rows a block stages in shared memory (48 KiB). */
+/** Floats a block may take in shared memory (48 KiB, the default limit). */
 constexpr long long kSsmSharedFloats = 12288;
 
 /** The row whose total lane `lane` holds after spreadSum<G, K>. */
@@ -246,138 +296,279 @@ __device__ __forceinline__ void loadShared(const float* src, float (&d)[K]) {
   }
 }
 
-/** A group of G lanes per channel e, kSsmThreads / G consecutive channels per block, ROWS batch rows at a time.
- *  Their dbc rows sit in shared memory as float, interleaved (rows[k·ROWS + j] = dbc[b0 + j, k], so one vector load
- *  gives column k of every row). Lanes split the δ dot product over R (each dtWeight value read serves ROWS rows) and
- *  the states: lane l takes states l, l + G, … (SPL of them ahead in registers, any further ones in a loop).
- *  spreadSum leaves each lane with one row's total, so the softplus, the gate and the store happen once per (b, e).
- *  The state and x loads are issued first: their latency overlaps the staging and the dot product. */
-template <int G, int ROWS, int SPL, int MIN_BLOCKS>
-__global__ void __launch_bounds__(kSsmThreads, MIN_BLOCKS) ssmStepKernel(SsmStep p) {
+/** V consecutive states (V = 4: one 16-byte access, the address aligned). Streaming: a state is read and written
+ *  once per step, so it is kept out of the caches' way. */
+template <int V>
+__device__ __forceinline__ void loadStates(const float* p, float (&v)[V]) {
+  if constexpr (V == 4) {
+    const float4 q = __ldcs(reinterpret_cast<const float4*>(p));
+    v[0] = q.x;
+    v[1] = q.y;
+    v[2] = q.z;
+    v[3] = q.w;
+  } else {
+#pragma unroll
+    for (int i = 0; i < V; i++) v[i] = __ldcs(p + i);
+  }
+}
+template <int V>
+__device__ __forceinline__ void storeStates(float* p, const float (&v)[V]) {
+  if constexpr (V == 4) {
+    __stcs(reinterpret_cast<float4*>(p), make_float4(v[0], v[1], v[2], v[3]));
+  } else {
+#pragma unroll
+    for (int i = 0; i < V; i++) __stcs(p + i, v[i]);
+  }
+}
+
+/** Copies 4 bytes global → shared without a register; complete for this thread after waitCopies. */
+__device__ __forceinline__ void copyAsync(float* dst, const float* src) {
+  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(d), "l"(src) : "memory");
+}
+__device__ __forceinline__ void waitCopies() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+
+/** Shared memory of one block, in floats: the dbc rows (16-byte aligned for their vector loads; rounded up to whole
+ *  16 bytes), then, when staged, each thread's dtWeight values. */
+__host__ __device__ inline int ssmRowsFloats(int P, int rows) { return (P * rows + 3) / 4 * 4; }
+inline long long ssmWeightFloats(long long R, int G) { return kSsmThreads * ((R + G - 1) / G); }
+
+constexpr float kLog2e = 1.4426950408889634f;
+
+/**
+ * A group of G lanes per channel e, kSsmThreads / G consecutive channels per block, ROWS batch rows at a time; lane l
+ * takes the states n = V·(l + G·c) + v (v < V, chunk c = 0, 1, … while n < N; V = 4 moves them in 16-byte accesses).
+ * The dbc rows sit in shared memory as float, interleaved (rows[k·ROWS + j] = dbc[b0 + j, k], so one vector load gives
+ * column k of every row). Lanes split the δ dot product over R (r = l + G·k; each dtWeight value serves ROWS rows, and
+ * is copied once per block into shared memory, where only its own thread reads it). spreadSum leaves each lane with
+ * one row's total, so the softplus, the gate and the store happen once per (b, e). Every global load of a row tile
+ * (the first chunk of states, x, z, dbc) is issued before the barrier that publishes the dbc rows.
+ */
+template <int G, int V, int ROWS>
+__global__ void __launch_bounds__(kSsmThreads, ROWS == 1 ? 1 : 6) ssmStepKernel(SsmStep p) {
   static_assert(ROWS <= G, "every row's total must land on some lane");
-  constexpr int kUnroll = 4;  // dtWeight values in flight per lane
-  extern __shared__ __align__(16) float rows[];
-  const long long P = p.R + 2 * p.N;
-  const long long EN = p.E * p.N;
+  constexpr int kChannels = kSsmThreads / G;
+  constexpr int kUnroll = 4;  // δ terms in flight per lane
+  constexpr int kStage = 8;   // dbc values in flight per thread (one pass stages up to 1024)
+  extern __shared__ __align__(16) float shared[];
+  const int N = p.N, R = p.R, E = p.E, P = R + 2 * N;
+  float* rows = shared;
+  float* weights = shared + ssmRowsFloats(P, ROWS) + threadIdx.x;  // weights[k·kSsmThreads]: this thread's k-th
   const int lane = threadIdx.x % G;
-  const long long eFree = blockIdx.x * static_cast<long long>(kSsmThreads / G) + threadIdx.x / G;
+  const int eFree = blockIdx.x * kChannels + threadIdx.x / G;
   // Groups past the last channel compute on a valid channel (the warp's shuffles need every lane) and write nothing.
-  const bool active = eFree < p.E;
-  const long long e = active ? eFree : p.E - 1;
+  const bool active = eFree < E;
+  const int e = active ? eFree : E - 1;
+  const int terms = (R - lane + G - 1) / G;  // δ terms r = lane + G·k of this lane
   const int myRow = spreadRow<G, ROWS>(lane);
   const bool writer = active && (lane & (G / ROWS - 1)) == 0;  // one of the lanes holding myRow's total
+  const int n0 = V * lane;                                      // the lane's first state
+  const int stateOffset = e * N + n0;                           // in a batch row of the state
+
   const float bias = p.dtBias.present() ? p.dtBias[e] : 0.0f;
   const float De = p.D.present() ? p.D[e] : 0.0f;
-  float A[SPL];  // A of the lane's first SPL states
-#pragma unroll
-  for (int i = 0; i < SPL; i++) A[i] = lane + i * G < p.N ? -expf(p.ALog[e * p.N + lane + i * G]) : 0.0f;
+  float aLog[V];  // of the lane's first chunk; A = −exp(aLog) is taken once the states are on their way
+  loadRun(p.ALog, e * N + n0, 1, n0 < N ? V : 0, aLog);
 
-  for (long long b0 = blockIdx.y * static_cast<long long>(ROWS); b0 < p.B; b0 += gridDim.y * static_cast<long long>(ROWS)) {
-    const int nRows = static_cast<int>(min(static_cast<long long>(ROWS), p.B - b0));
-    const long long stateBase = (b0 * p.E + e) * p.N + lane;  // + j·EN + i·G
-    float h0[SPL][ROWS], xv[ROWS];
+  for (int b0 = blockIdx.y * ROWS; b0 < p.B; b0 += gridDim.y * ROWS) {
+    const int nRows = min(ROWS, p.B - b0);
+    const long long EN = static_cast<long long>(E) * N;
+    const float* stateTile = p.state + b0 * EN;  // rows b0 … b0 + ROWS − 1: offsets j·EN + … fit 32 bits
+    float* stateOutTile = p.stateOut + b0 * EN;
+    const int en = static_cast<int>(EN);
+
+    float h0[ROWS][V];
 #pragma unroll
-    for (int i = 0; i < SPL; i++) {
+    for (int j = 0; j < ROWS; j++) {
+      if (j < nRows && n0 < N) loadStates<V>(stateTile + j * en + stateOffset, h0[j]);
+      else {
 #pragma unroll
-      for (int j = 0; j < ROWS; j++) h0[i][j] = j < nRows && lane + i * G < p.N ? p.state[stateBase + j * EN + i * G] : 0.0f;
+        for (int v = 0; v < V; v++) h0[j][v] = 0.0f;
+      }
     }
-    loadRun(p.x, b0 * p.E + e, p.E, nRows, xv);
-    const float zv = myRow < nRows ? p.xz[(b0 + myRow) * p.C + p.E + e] : 0.0f;
+    float xv[ROWS];
+    loadRun(from(p.x, static_cast<long long>(b0) * E), e, E, nRows, xv);
+    const float zv = myRow < nRows ? p.xz[static_cast<long long>(b0 + myRow) * p.C + E + e] : 0.0f;
 
+    if (p.stageWeights && b0 == static_cast<int>(blockIdx.y) * ROWS) {  // once per block, the lane's dtWeight values
+      if (p.dtWeight.dtype == F32) {
+        const float* w = static_cast<const float*>(p.dtWeight.p) + e * R + lane;
+        for (int k = 0; k < terms; k++) copyAsync(weights + k * kSsmThreads, w + k * G);
+      } else {
+        for (int k0 = 0; k0 < terms; k0 += kUnroll) {
+          float w[kUnroll];
+          loadRun(p.dtWeight, e * R + lane + k0 * G, G, min(kUnroll, terms - k0), w);
+#pragma unroll
+          for (int k = 0; k < kUnroll; k++) {
+            if (k0 + k < terms) weights[(k0 + k) * kSsmThreads] = w[k];
+          }
+        }
+      }
+    }
+
+    // The tile's dbc rows (contiguous in memory) into rows[k·ROWS + j], zeros past the last row.
     __syncthreads();  // the previous rows are no longer read
-    for (long long k = threadIdx.x; k < P; k += blockDim.x) {
-      float col[ROWS];
-      loadRun(p.dbc, b0 * P + k, P, nRows, col);  // zeros past nRows
+    const In dbcTile = from(p.dbc, static_cast<long long>(b0) * P);
+    for (int i0 = threadIdx.x; i0 < ROWS * P; i0 += kStage * kSsmThreads) {
+      float v[kStage];
+      loadRun(dbcTile, i0, kSsmThreads, max(0, min(kStage, (nRows * P - i0 + kSsmThreads - 1) / kSsmThreads)), v);
 #pragma unroll
-      for (int j = 0; j < ROWS; j++) rows[k * ROWS + j] = col[j];
+      for (int u = 0; u < kStage; u++) {
+        const int i = i0 + u * kSsmThreads;
+        if (i < ROWS * P) {
+          const int j = i / P;
+          rows[(i - j * P) * ROWS + j] = v[u];
+        }
+      }
     }
+    if (p.stageWeights) waitCopies();
     __syncthreads();
 
     // δ[j] = Σ_r dtWeight[e, r] · dbc[b0 + j, r]; Δ once per (row, channel), then handed to every lane.
     float acc[ROWS];
 #pragma unroll
     for (int j = 0; j < ROWS; j++) acc[j] = 0.0f;
-    for (long long r0 = lane; r0 < p.R; r0 += kUnroll * G) {
-      const int n = static_cast<int>(min(static_cast<long long>(kUnroll), (p.R - r0 + G - 1) / G));
-      float w[kUnroll];
-      loadRun(p.dtWeight, e * p.R + r0, G, n, w);
+    if (p.stageWeights) {
+#pragma unroll kUnroll
+      for (int k = 0; k < terms; k++) {
+        const float w = weights[k * kSsmThreads];
+        float d[ROWS];
+        loadShared(rows + (lane + k * G) * ROWS, d);
 #pragma unroll
-      for (int k = 0; k < kUnroll; k++) {
-        if (k < n) {
-          float d[ROWS];
-          loadShared(rows + (r0 + k * G) * ROWS, d);
+        for (int j = 0; j < ROWS; j++) acc[j] += w * d[j];
+      }
+    } else {
+      for (int k0 = 0; k0 < terms; k0 += kUnroll) {
+        float w[kUnroll];
+        loadRun(p.dtWeight, e * R + lane + k0 * G, G, min(kUnroll, terms - k0), w);
 #pragma unroll
-          for (int j = 0; j < ROWS; j++) acc[j] += w[k] * d[j];
+        for (int k = 0; k < kUnroll; k++) {
+          if (k0 + k < terms) {
+            float d[ROWS];
+            loadShared(rows + (lane + (k0 + k) * G) * ROWS, d);
+#pragma unroll
+            for (int j = 0; j < ROWS; j++) acc[j] += w[k] * d[j];
+          }
         }
       }
     }
     const float delta = spreadSum<G, ROWS>(acc, lane) + bias;
     const float dtMine = p.softplus ? softplusf(delta) : delta;
-    float dt[ROWS], out[ROWS];
+    float dt[ROWS], dtx[ROWS], out[ROWS];
 #pragma unroll
     for (int j = 0; j < ROWS; j++) {
-      dt[j] = __shfl_sync(0xffffffffu, dtMine, spreadLane<G, ROWS>(j), G);
-      out[j] = lane == 0 ? De * xv[j] : 0.0f;
+      dt[j] = ROWS == 1 ? dtMine : __shfl_sync(0xffffffffu, dtMine, spreadLane<G, ROWS>(j), G);
+      dtx[j] = dt[j] * xv[j];
+      out[j] = 0.0f;
     }
 
-    // h = exp(Δ·A) ⊙ state + Δ·B·x and the C·h partial sums, for the lane's states n = lane + i·G.
-    for (long long n = lane, i = 0; n < p.N; n += G, i++) {
-      const bool ahead = i < SPL;  // A and the states are in registers
-      float An = 0.0f, hs[ROWS];
+    // h = exp(Δ·A) ⊙ state + Δ·B·x in place and the C·h partial sums, for the states first … first + V − 1; one
+    // state (all rows) at a time, so that only its B and C columns are held.
+    auto advance = [&](int first, const float (&a2)[V], float (&h)[ROWS][V]) {
 #pragma unroll
-      for (int k = 0; k < SPL; k++) {
-        if (i == k) {
-          An = A[k];
+      for (int v = 0; v < V; v++) {
+        float Bn[ROWS], Cn[ROWS];
+        loadShared(rows + (R + first + v) * ROWS, Bn);
+        loadShared(rows + (R + N + first + v) * ROWS, Cn);
 #pragma unroll
-          for (int j = 0; j < ROWS; j++) hs[j] = h0[k][j];
+        for (int j = 0; j < ROWS; j++) {
+          h[j][v] = exp2f(dt[j] * a2[v]) * h[j][v] + dtx[j] * Bn[j];
+          out[j] += h[j][v] * Cn[j];
         }
       }
-      if (!ahead) {
-        An = -expf(p.ALog[e * p.N + n]);
-#pragma unroll
-        for (int j = 0; j < ROWS; j++) hs[j] = j < nRows ? p.state[stateBase + j * EN + (n - lane)] : 0.0f;
-      }
-      float Bn[ROWS], Cn[ROWS];
-      loadShared(rows + (p.R + n) * ROWS, Bn);
-      loadShared(rows + (p.R + p.N + n) * ROWS, Cn);
 #pragma unroll
       for (int j = 0; j < ROWS; j++) {
-        if (j < nRows) {
-          const float h = expf(dt[j] * An) * hs[j] + dt[j] * Bn[j] * xv[j];
-          if (active) p.stateOut[stateBase + j * EN + (n - lane)] = h;
-          out[j] += h * Cn[j];
+        if (active && j < nRows) storeStates<V>(stateOutTile + j * en + e * N + first, h[j]);
+      }
+    };
+    if (n0 < N) {
+      float a2[V];
+#pragma unroll
+      for (int v = 0; v < V; v++) a2[v] = -expf(aLog[v]) * kLog2e;
+      advance(n0, a2, h0);
+    }
+    for (int first = n0 + V * G; first < N; first += V * G) {  // states past the first chunk (N > V·G)
+      float a2[V], h[ROWS][V];
+      loadRun(p.ALog, e * N + first, 1, V, a2);
+#pragma unroll
+      for (int v = 0; v < V; v++) a2[v] = -expf(a2[v]) * kLog2e;
+#pragma unroll
+      for (int j = 0; j < ROWS; j++) {
+        if (j < nRows) loadStates<V>(stateTile + j * en + e * N + first, h[j]);
+        else {
+#pragma unroll
+          for (int v = 0; v < V; v++) h[j][v] = 0.0f;
         }
       }
+      advance(first, a2, h);
     }
+
     const float y = spreadSum<G, ROWS>(out, lane);
-    if (writer && myRow < nRows) p.y.set((b0 + myRow) * p.E + e, y * siluf(zv));
+    if (writer && myRow < nRows) {
+      float xMine = 0.0f;
+#pragma unroll
+      for (int j = 0; j < ROWS; j++) xMine = j == myRow ? xv[j] : xMine;
+      p.y.set(static_cast<long long>(b0 + myRow) * E + e, (y + De * xMine) * siluf(zv));
+    }
   }
 }
 
-template <int G, int ROWS, int SPL, int MIN_BLOCKS>
-void launchSsmStep(const SsmStep& p) {
-  const long long perBlock = kSsmThreads / G;
-  const long long rowBlocks = (p.B + ROWS - 1) / ROWS;
-  dim3 grid(static_cast<unsigned>((p.E + perBlock - 1) / perBlock), static_cast<unsigned>(rowBlocks < 65535 ? rowBlocks : 65535));
-  const size_t sharedBytes = sizeof(float) * ROWS * static_cast<size_t>(p.R + 2 * p.N);
-  ssmStepKernel<G, ROWS, SPL, MIN_BLOCKS><<<grid, kSsmThreads, sharedBytes, stream()>>>(p);
+/** Resident blocks per multiprocessor of a kernel at `sharedBytes` (the query cached per kernel and size). */
+template <auto kKernel>
+int residentBlocks(size_t sharedBytes) {
+  static size_t cachedBytes = ~size_t{0};
+  static int resident = 1;
+  if (sharedBytes != cachedBytes) {
+    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kKernel, kSsmThreads, sharedBytes),
+          "ssmStep occupancy");
+    if (resident < 1) resident = 1;
+    cachedBytes = sharedBytes;
+  }
+  return resident;
 }
 
-/** Small batches (latency-bound): one row per block, G ≥ N lanes per channel. Batches of 4 or more (whose dbc rows
- *  fit in shared memory): four rows per block, fewer lanes per channel (two states each) so that the per-(b, e) work
- *  is shared by fewer lanes, and at most 64 registers for 8 blocks per multiprocessor (the fastest of the variants
- *  timed on an H200 at batch 64 for Mamba-130m and -2.8b shapes). */
-void launchSsmStep(const SsmStep& p) {
-  if (p.B >= 4 && 4 * (p.R + 2 * p.N) <= kSsmSharedFloats) {
-    if (p.N <= 8) launchSsmStep<8, 4, 1, 8>(p);
-    else if (p.N <= 16) launchSsmStep<8, 4, 2, 8>(p);
-    else if (p.N <= 32) launchSsmStep<16, 4, 2, 8>(p);
-    else launchSsmStep<32, 4, 2, 8>(p);
+/** Grid: channel tiles × row tiles, the row tiles capped so that every block is resident at once (one wave); blocks
+ *  then loop over the remaining row tiles in even shares. */
+template <int G, int V, int ROWS>
+void launchSsmStepAs(SsmStep p) {
+  constexpr auto kernel = ssmStepKernel<G, V, ROWS>;
+  const long long rowsFloats = ssmRowsFloats(p.R + 2 * p.N, ROWS);
+  const long long weightFloats = ssmWeightFloats(p.R, G);
+  p.stageWeights = rowsFloats + weightFloats <= kSsmSharedFloats;
+  const size_t sharedBytes = sizeof(float) * static_cast<size_t>(rowsFloats + (p.stageWeights ? weightFloats : 0));
+  const long long channelTiles = (p.E + kSsmThreads / G - 1) / (kSsmThreads / G);
+  const long long rowTiles = (p.B + ROWS - 1) / ROWS;
+  const long long slots = static_cast<long long>(multiprocessors()) * residentBlocks<kernel>(sharedBytes);
+  long long rowBlocks = slots / channelTiles;
+  if (rowBlocks < 1) rowBlocks = 1;
+  if (rowBlocks > 65535) rowBlocks = 65535;
+  if (rowBlocks < rowTiles) {
+    const long long rounds = (rowTiles + rowBlocks - 1) / rowBlocks;
+    rowBlocks = (rowTiles + rounds - 1) / rounds;
   } else {
-    if (p.N <= 8) launchSsmStep<8, 1, 1, 1>(p);
-    else if (p.N <= 16) launchSsmStep<16, 1, 1, 1>(p);
-    else launchSsmStep<32, 1, 1, 1>(p);
+    rowBlocks = rowTiles;
   }
+  const dim3 grid(static_cast<unsigned>(channelTiles), static_cast<unsigned>(rowBlocks));
+  kernel<<<grid, kSsmThreads, sharedBytes, stream()>>>(p);
+}
+
+/** Lanes per channel: enough for N states V at a time (at most 32; more states loop), at least 4 (so that four
+ *  batch rows share a group). V = 4 (16-byte state accesses) needs N a multiple of 4 and aligned state buffers. */
+template <int V, int ROWS>
+void launchSsmStepLanes(const SsmStep& p) {
+  const int lanes = (p.N + V - 1) / V;
+  if (lanes <= 4) launchSsmStepAs<4, V, ROWS>(p);
+  else if (lanes <= 8) launchSsmStepAs<8, V, ROWS>(p);
+  else if (lanes <= 16) launchSsmStepAs<16, V, ROWS>(p);
+  else launchSsmStepAs<32, V, ROWS>(p);
+}
+
+/** Batches of 4 or more take four rows per block (each dtWeight value read, and each group's δ reduction, serves
+ *  four rows); smaller ones a row per block. */
+template <int V>
+void launchSsmStepRows(const SsmStep& p) {
+  if (p.B >= 4 && ssmRowsFloats(p.R + 2 * p.N, 4) <= kSsmSharedFloats) launchSsmStepLanes<V, 4>(p);
+  else launchSsmStepLanes<V, 1>(p);
 }
 
 /** state, x, xz, dbc, dtWeight, dtBias?, ALog, D?, softplus, B, E, N, R, C, y, stateOut */
@@ -394,20 +585,27 @@ void ssmStepOp(Args& a) {
   p.ALog = readIn(a);
   p.D = readIn(a);
   p.softplus = a.flag();
-  p.B = a.i64();
-  p.E = a.i64();
-  p.N = a.i64();
-  p.R = a.i64();
-  p.C = a.i64();
+  const long long B = a.i64(), E = a.i64(), N = a.i64(), R = a.i64(), C = a.i64();
   p.y = readOut(a);
   p.stateOut = a.as<float>();
-  if (p.B == 0 || p.E == 0) return;
-  const long long P = p.R + 2 * p.N;
+  if (B == 0 || E == 0) return;
+  const long long P = R + 2 * N;
   if (P > kSsmSharedFloats) {
     throw Failure("ssmStep: a dbc row of R + 2N = " + std::to_string(P) + " values does not fit the shared memory the " +
                   "kernel stages it in (at most " + std::to_string(kSsmSharedFloats) + " values).");
   }
-  launchSsmStep(p);
+  check32("ssmStep", "2·batch", 2 * B);  // b0 + the grid stride stays in range
+  check32("ssmStep", "4·E·N (state elements of four batch rows)", 4 * E * N);
+  check32("ssmStep", "E·R (dtWeight elements)", E * R);
+  check32("ssmStep", "xz columns", C);
+  p.B = static_cast<int>(B);
+  p.E = static_cast<int>(E);
+  p.N = static_cast<int>(N);
+  p.R = static_cast<int>(R);
+  p.C = static_cast<int>(C);
+  const bool vectors = N % 4 == 0 && packAligned<float, 4>(p.state) && packAligned<float, 4>(p.stateOut);
+  if (vectors) launchSsmStepRows<4>(p);
+  else launchSsmStepRows<1>(p);
 }
 
 MCUDA_OP("residualRmsNorm", residualRmsNormOp);

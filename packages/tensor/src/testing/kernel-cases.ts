@@ -254,6 +254,7 @@ function residualRmsNormCase(): KernelCase {
     ['all in dtype, leading dims', [2, 3, 13], '*', '*', '*', '*'],
     ['no update, f32 output', [1, 29], '*', null, 'f32', 'f32'],
     ['f32 update into a dtype stream', [5, 7], '*', 'f32', '*', 'f32'],
+    ['rows wider than one pass of a block', [2, 4100], 'f32', '*', 'f32', '*'],
   ];
   return {
     dtypes: 'float',
@@ -279,6 +280,7 @@ function convStepCase(): KernelCase {
     ['W4 f32 state and weights', 1, 9, 19, 4, true, true, true],
     ['W3 no bias silu', 2, 6, 13, 3, false, true, false],
     ['W1 (empty state)', 2, 3, 6, 1, true, true, false],
+    ['E130 (channels past one block)', 3, 130, 261, 4, true, true, true],
   ];
   return {
     dtypes: 'float',
@@ -316,6 +318,13 @@ const SSM_STEP_PLANS: SsmStepPlan[] = [
   { label: 'B6 N12', dims: [6, 5, 12, 5, 1], optional: ['dtBias', 'D'], deltaSoftplus: true, f32Params: true },
   { label: 'B4 N5 params in dtype', dims: [4, 9, 5, 2, 0], optional: ['dtBias'], deltaSoftplus: true, f32Params: false },
   { label: 'B9 N70', dims: [9, 3, 70, 4, 2], optional: ['dtBias', 'D'], deltaSoftplus: true, f32Params: true },
+  // Four states per lane where N is a multiple of 4: 16 lanes (N64), states past the registers (N132), a dtWeight too
+  // large to stage in shared memory (R400), a channel tile of 32 that E does not fill (E37).
+  { label: 'B5 N64', dims: [5, 6, 64, 7, 1], optional: ['dtBias', 'D'], deltaSoftplus: true, f32Params: true },
+  { label: 'B2 N64', dims: [2, 3, 64, 5, 0], optional: ['D'], deltaSoftplus: true, f32Params: true },
+  { label: 'B7 N132', dims: [7, 3, 132, 9, 1], optional: ['dtBias', 'D'], deltaSoftplus: true, f32Params: true },
+  { label: 'B5 R400 params in dtype', dims: [5, 3, 8, 400, 1], optional: ['dtBias', 'D'], deltaSoftplus: true, f32Params: false },
+  { label: 'B6 E37 N16 R48', dims: [6, 37, 16, 48, 2], optional: ['dtBias', 'D'], deltaSoftplus: true, f32Params: true },
 ];
 
 function ssmStepCase(): KernelCase {
