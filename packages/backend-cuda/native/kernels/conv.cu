@@ -8,17 +8,23 @@
 //   dx[s] = Σ_k g[s + (W−1) − k] · weight[e,k]   (s < 0: the initial state's gradient)
 //   dweight[e,k] = Σ_{b,t} g[t] · xin[t − (W−1) + k],   dbias[e] = Σ_{b,t} g[t]
 //
-// Fast path (W ≤ kMaxWidth, x/y/dy/dx of one float dtype): one thread owns kVec adjacent channels over a tile of
-// kTile steps. It loads the tile's inputs and the W−1 before it into registers at once (one memory latency per tile)
-// and slides the W-tap window over them, so every element is loaded once (plus a W−1 halo per tile) with kVec-wide
-// accesses, the weight row stays in registers, and no index is divided per element. Widths below kMaxWidth are
-// run as kMaxWidth with zero weights in front (the padded taps read zeros, never memory). The backward kernel
-// recomputes the pre-activation in registers, forms g for its tile and the W−1 steps after it (the halo that dx
-// needs), accumulates dx in a window of W running sums, and adds dweight/dbias over its tile; the threads of a block
-// add theirs in shared memory in a fixed order, one partial row per block, and a second kernel adds the rows in a
-// fixed order: gradients are bit-identical run to run (no atomics).
+// Fast path (W ≤ kTaps, x/y/dy/dx of one float dtype): one thread owns V adjacent channels (one 8- or 16-byte
+// access, see ConvShape; 1 channel when E or an address does not allow the vector) over a span of consecutive
+// steps, which it walks in chunks of kChunk steps: the loads of the next chunk are issued before the current one is
+// computed, and the W−1 inputs before the step (and, backward, the partial dx sums after it) slide along in
+// registers, so every element is loaded once plus a W−1 halo per span. The weight row stays in registers. Widths
+// below kTaps run as kTaps with zero weights in front (the padded taps read zeros, never memory). Consecutive
+// threads of a warp own consecutive channel groups of the same step (coalesced), and the host sizes the spans so
+// that the whole grid is resident at once.
 //
-// Other shapes (W > kMaxWidth, mixed dtypes) take the per-element kernels at the end of the file.
+// The backward kernel recomputes the pre-activation in registers and forms g once per step; a span's last W−1 dx
+// values also need g of the W−1 steps after the span, which it recomputes (the halo). dweight/dbias are summed per
+// thread over its span, then over the block's threads in shared memory in a fixed order (one partial row per
+// block), then over the rows by a second kernel in a fixed order: gradients are bit-identical run to run (no
+// atomics).
+//
+// Other shapes (W > kTaps, mixed dtypes) take the per-element kernels at the end of the file.
+#include <climits>
 #include <initializer_list>
 
 #include "device.cuh"
@@ -28,16 +34,40 @@ namespace mcuda {
 namespace {
 
 /** Widest kernel run by the register-window kernels (Mamba uses 4). */
-constexpr int kMaxWidth = 4;
-/** Time steps per thread. */
-constexpr int kTile = 16;
-/** Adjacent channels per thread (one 2-element access). */
-constexpr int kVec = 2;
-/** blockDim.x: threads across channels; a block covers kChannelThreads·kVec channels. */
-constexpr int kChannelThreads = 32;
-/** Most tiles per block (blockDim.y): threads of one block over consecutive tiles of one sequence. */
-constexpr int kMaxTilesPerBlock = 8;
-constexpr int kBlockChannels = kChannelThreads * kVec;
+constexpr int kTaps = 4;
+/** blockDim.x: threads across channel groups. */
+constexpr int kLanes = 32;
+/** blockDim.y: spans (runs of steps) per block. */
+constexpr int kRows = 4;
+constexpr int kThreads = kLanes * kRows;
+
+/**
+ * Per direction and dtype: kWide channels per thread when E and the addresses allow it (else 1), kChunk steps per
+ * chunk, and the launch bound (minimum resident blocks of kThreads, which caps the registers). Chosen from ptxas
+ * (sm_90, no spills): a thread keeps 32–128 bytes of loads in flight while it computes, and 20–32 warps stay
+ * resident per multiprocessor. The backward holds the weights, their sums and two windows per channel, so it takes
+ * narrower vectors. Registers: forward 80 (f32) / 96 (halves) / 64 (narrow); backward 96 / 96 / 80.
+ */
+template <class T, bool kBackward>
+struct ConvShape;
+
+template <class T>
+struct ConvShape<T, false> {
+  static constexpr int kWide = 4;  // 16 bytes of f32, 8 of f16/bf16
+  static constexpr int kChunkWide = sizeof(T) == 4 ? 4 : 8;
+  static constexpr int kMinBlocksWide = sizeof(T) == 4 ? 6 : 5;
+  static constexpr int kChunkNarrow = 8;
+  static constexpr int kMinBlocksNarrow = 8;
+};
+
+template <class T>
+struct ConvShape<T, true> {
+  static constexpr int kWide = 2;  // 8 bytes of f32, 4 of f16/bf16
+  static constexpr int kChunkWide = sizeof(T) == 4 ? 4 : 8;
+  static constexpr int kMinBlocksWide = 5;
+  static constexpr int kChunkNarrow = 4;
+  static constexpr int kMinBlocksNarrow = 6;
+};
 
 struct ConvDims {
   long long B, L, E, W;
@@ -48,194 +78,421 @@ struct ConvInputs {
   bool silu;
 };
 
-/** How a launch of the tiled kernels covers (B, L, E): blockIdx.x = (b, span of tiles), blockIdx.y = channel block. */
+/** How a launch covers (B, L, E): blockIdx.x = rowBlock · channelBlocks + channel block; a row block holds kRows
+ *  spans of spanSteps steps (spans numbered b · spansPerSeq + i), a channel block kLanes groups of V channels. */
 struct ConvGrid {
-  int tilesPerBlock;        // blockDim.y
-  unsigned spansPerBatch;   // ceil(L / (kTile · tilesPerBlock))
-  bool vector;              // kVec-wide accesses: E % kVec == 0 and the token tensors aligned
+  long long groups;         // channel groups: E / V
+  unsigned channelBlocks;   // ceil(groups / kLanes)
+  long long spansPerSeq;    // ceil(L / spanSteps)
+  long long spans;          // B · spansPerSeq
+  long long spanSteps;      // a multiple of the kernel's kChunk
 };
 
-/** The piece of the problem one thread owns: batch b, steps [t0, t0 + kTile) ∩ [0, L), channels [e0, e0 + valid). */
-struct ConvTile {
-  long long b, t0, e0;
-  int valid;
+/** What one thread owns: batch b, steps [t0, tEnd), channels [e0, e0 + V). */
+struct ConvSpan {
+  long long b, t0, tEnd, e0;
+  bool active;
 };
 
-__device__ __forceinline__ ConvTile tileOf(const ConvDims& d, const ConvGrid& g) {
-  ConvTile tile;
-  unsigned span = blockIdx.x % g.spansPerBatch;
-  tile.b = blockIdx.x / g.spansPerBatch;
-  tile.t0 = (static_cast<long long>(span) * g.tilesPerBlock + threadIdx.y) * kTile;
-  tile.e0 = (static_cast<long long>(blockIdx.y) * kChannelThreads + threadIdx.x) * kVec;
-  long long left = d.E - tile.e0;
-  tile.valid = left <= 0 ? 0 : left < kVec ? static_cast<int>(left) : kVec;
-  if (tile.t0 >= d.L) tile.valid = 0;
-  return tile;
+template <int V>
+__device__ __forceinline__ ConvSpan spanOf(const ConvDims& d, const ConvGrid& g) {
+  unsigned channelBlock = blockIdx.x % g.channelBlocks, rowBlock = blockIdx.x / g.channelBlocks;
+  long long group = static_cast<long long>(channelBlock) * kLanes + threadIdx.x;
+  long long span = static_cast<long long>(rowBlock) * kRows + threadIdx.y;
+  ConvSpan s;
+  s.active = group < g.groups && span < g.spans;
+  s.b = span / g.spansPerSeq;
+  s.t0 = (span % g.spansPerSeq) * g.spanSteps;
+  s.tEnd = min(d.L, s.t0 + g.spanSteps);
+  s.e0 = group * V;
+  return s;
 }
 
-/** The weights of the tile's channels, padded in front to kMaxWidth taps (w[k][j]: tap k of channel e0 + j). */
-__device__ __forceinline__ void loadWeights(const ConvInputs& in, const ConvDims& d, const ConvTile& tile,
-                                            float (&w)[kMaxWidth][kVec], float (&bias)[kVec]) {
-  int pad = kMaxWidth - static_cast<int>(d.W);
+/** σ(x) from the hardware exp2 and reciprocal: a few units in the last place, which the activations tolerate.
+ *  Saturates cleanly: x → −∞ gives 0 (1/∞), x → +∞ gives 1. */
+__device__ __forceinline__ float fastSigmoid(float x) { return __fdividef(1.0f, 1.0f + __expf(-x)); }
+
+/** The weights of the thread's channels, padded in front to kTaps taps (w[k][j]: tap k of channel e0 + j). */
+template <int V>
+__device__ __forceinline__ void loadWeights(const ConvInputs& in, const ConvDims& d, long long e0,
+                                            float (&w)[kTaps][V], float (&bias)[V]) {
+  int pad = kTaps - static_cast<int>(d.W);
 #pragma unroll
-  for (int j = 0; j < kVec; j++) {
-    long long e = tile.e0 + j;
-    bool real = j < tile.valid;
-    bias[j] = real && in.bias.present() ? in.bias[e] : 0.0f;
+  for (int j = 0; j < V; j++) {
+    long long e = e0 + j;
+    bias[j] = in.bias.present() ? in.bias[e] : 0.0f;
 #pragma unroll
-    for (int k = 0; k < kMaxWidth; k++) w[k][j] = real && k >= pad ? in.weight[e * d.W + (k - pad)] : 0.0f;
+    for (int k = 0; k < kTaps; k++) w[k][j] = k >= pad ? in.weight[e * d.W + (k - pad)] : 0.0f;
   }
 }
 
-/** xin at step s (any s < L) for the tile's channels: x, the initial state for −(W−1) ≤ s < 0, else 0. */
-template <class T>
-__device__ __forceinline__ void loadInput(const ConvInputs& in, const ConvDims& d, const ConvTile& tile, bool vector,
-                                          long long s, float (&v)[kVec]) {
-  if (s >= 0) {
-    loadPack<T, kVec>(in.x.p, (tile.b * d.L + s) * d.E + tile.e0, tile.valid, vector, v);
-    return;
+/**
+ * V elements of T as loaded: whole 32-bit words (one 4-, 8- or 16-byte access), or one 16-bit half for V = 1. Kept
+ * as words so that a pair of halves takes one register until it is converted.
+ */
+template <class T, int V>
+struct Pack {
+  static constexpr int kBytes = static_cast<int>(sizeof(T)) * V;
+  static constexpr int kWords = kBytes >= 4 ? kBytes / 4 : 1;
+  using Word = std::conditional_t<(kBytes >= 4), unsigned, unsigned short>;
+  Word w[kWords];
+};
+
+template <class T, int V>
+__device__ __forceinline__ Pack<T, V> loadPack(const T* p) {
+  Pack<T, V> r;
+  if constexpr (Pack<T, V>::kBytes == 16) {
+    uint4 u = *reinterpret_cast<const uint4*>(p);
+    r.w[0] = u.x, r.w[1] = u.y, r.w[2] = u.z, r.w[3] = u.w;
+  } else if constexpr (Pack<T, V>::kBytes == 8) {
+    uint2 u = *reinterpret_cast<const uint2*>(p);
+    r.w[0] = u.x, r.w[1] = u.y;
+  } else {
+    r.w[0] = *reinterpret_cast<const typename Pack<T, V>::Word*>(p);
   }
-  bool fromState = in.init.present() && s >= -(d.W - 1);
-#pragma unroll
-  for (int j = 0; j < kVec; j++) {
-    long long e = tile.e0 + j;
-    v[j] = fromState && j < tile.valid ? in.init[(tile.b * d.E + e) * (d.W - 1) + (d.W - 1) + s] : 0.0f;
+  return r;
+}
+
+template <class T, int V>
+__device__ __forceinline__ void storePack(T* p, const Pack<T, V>& r) {
+  if constexpr (Pack<T, V>::kBytes == 16) {
+    *reinterpret_cast<uint4*>(p) = make_uint4(r.w[0], r.w[1], r.w[2], r.w[3]);
+  } else if constexpr (Pack<T, V>::kBytes == 8) {
+    *reinterpret_cast<uint2*>(p) = make_uint2(r.w[0], r.w[1]);
+  } else {
+    *reinterpret_cast<typename Pack<T, V>::Word*>(p) = r.w[0];
   }
 }
 
-__device__ __forceinline__ float preActivation(const float (&w)[kMaxWidth][kVec], const float (&bias)[kVec],
-                                               const float (*window)[kVec], int j) {
+/** Element j of a pack as float (bf16: the high 16 bits of a float; f16: the hardware conversion). */
+template <class T, int V>
+__device__ __forceinline__ void toFloats(const Pack<T, V>& r, float (&v)[V]) {
+  if constexpr (std::is_same_v<T, float>) {
+#pragma unroll
+    for (int j = 0; j < V; j++) v[j] = __uint_as_float(r.w[j]);
+  } else if constexpr (V == 1) {
+    if constexpr (std::is_same_v<T, __half>) v[0] = __half2float(__ushort_as_half(r.w[0]));
+    else v[0] = __uint_as_float(static_cast<unsigned>(r.w[0]) << 16);
+  } else {
+#pragma unroll
+    for (int q = 0; q < V / 2; q++) {
+      if constexpr (std::is_same_v<T, __half>) {
+        float2 f = __half22float2(*reinterpret_cast<const __half2*>(&r.w[q]));
+        v[2 * q] = f.x, v[2 * q + 1] = f.y;
+      } else {
+        v[2 * q] = __uint_as_float(r.w[q] << 16);
+        v[2 * q + 1] = __uint_as_float(r.w[q] & 0xffff0000u);
+      }
+    }
+  }
+}
+
+/** The pack of v rounded to T (to nearest even, as storef). */
+template <class T, int V>
+__device__ __forceinline__ Pack<T, V> fromFloats(const float (&v)[V]) {
+  Pack<T, V> r;
+  if constexpr (std::is_same_v<T, float>) {
+#pragma unroll
+    for (int j = 0; j < V; j++) r.w[j] = __float_as_uint(v[j]);
+  } else if constexpr (V == 1) {
+    if constexpr (std::is_same_v<T, __half>) r.w[0] = __half_as_ushort(__float2half_rn(v[0]));
+    else r.w[0] = __bfloat16_as_ushort(__float2bfloat16_rn(v[0]));
+  } else {
+#pragma unroll
+    for (int q = 0; q < V / 2; q++) {
+      if constexpr (std::is_same_v<T, __half>) {
+        __half2 h = __floats2half2_rn(v[2 * q], v[2 * q + 1]);
+        r.w[q] = *reinterpret_cast<const unsigned*>(&h);
+      } else {
+        __nv_bfloat162 h = __floats2bfloat162_rn(v[2 * q], v[2 * q + 1]);
+        r.w[q] = *reinterpret_cast<const unsigned*>(&h);
+      }
+    }
+  }
+  return r;
+}
+
+/** buf[i] = the V channels at step i from p (steps E elements apart) for i < valid, zeros beyond. */
+template <class T, int V, int kChunk>
+__device__ __forceinline__ void loadChunk(Pack<T, V> (&buf)[kChunk], const T* p, int E, int valid) {
+#pragma unroll
+  for (int i = 0; i < kChunk; i++) {
+    if (i < valid) {
+      buf[i] = loadPack<T, V>(p);
+    } else {
+#pragma unroll
+      for (int q = 0; q < Pack<T, V>::kWords; q++) buf[i].w[q] = 0;
+    }
+    p += E;
+  }
+}
+
+/** The kTaps − 1 inputs before t0 (xin[t0 − kTaps + 1 + i] in win[i]): x, the initial state, or zeros. */
+template <class T, int V>
+__device__ __forceinline__ void loadWindow(const ConvInputs& in, const ConvDims& d, const ConvSpan& span,
+                                           float (&win)[kTaps - 1][V]) {
+#pragma unroll
+  for (int i = 0; i < kTaps - 1; i++) {
+    long long s = span.t0 - (kTaps - 1) + i;
+    if (s >= 0) {
+      toFloats<T, V>(loadPack<T, V>(static_cast<const T*>(in.x.p) + (span.b * d.L + s) * d.E + span.e0), win[i]);
+      continue;
+    }
+    bool fromState = in.init.present() && s >= -(d.W - 1);
+#pragma unroll
+    for (int j = 0; j < V; j++)
+      win[i][j] = fromState ? in.init[(span.b * d.E + span.e0 + j) * (d.W - 1) + (d.W - 1) + s] : 0.0f;
+  }
+}
+
+/** bias + Σ_k w[k]·xin[t − kTaps + 1 + k] for channel j: the window holds the older inputs, xt the current one. */
+template <int V>
+__device__ __forceinline__ float preActivation(const float (&w)[kTaps][V], const float (&bias)[V],
+                                               const float (&win)[kTaps - 1][V], const float (&xt)[V], int j) {
   float acc = bias[j];
 #pragma unroll
-  for (int k = 0; k < kMaxWidth; k++) acc += w[k][j] * window[k][j];
-  return acc;
+  for (int k = 0; k < kTaps - 1; k++) acc += w[k][j] * win[k][j];
+  return acc + w[kTaps - 1][j] * xt[j];
 }
 
-// Minimum resident blocks per multiprocessor: caps registers (64 forward, 128 backward) for occupancy; a few bytes
-// of spill cost less than half the warps.
-template <class T>
-__global__ void __launch_bounds__(kChannelThreads * kMaxTilesPerBlock, 4)
-    convForwardTiledKernel(ConvInputs in, ConvDims d, ConvGrid g, Out y) {
-  ConvTile tile = tileOf(d, g);
-  if (tile.valid == 0) return;
-  float w[kMaxWidth][kVec], bias[kVec];
-  loadWeights(in, d, tile, w, bias);
-  // xs[i]: xin at step t0 − (kMaxWidth − 1) + i. All loads are issued before any arithmetic.
-  float xs[kTile + kMaxWidth - 1][kVec];
+template <int V>
+__device__ __forceinline__ void slide(float (&win)[kTaps - 1][V], const float (&xt)[V]) {
 #pragma unroll
-  for (int i = 0; i < kMaxWidth - 1; i++) loadInput<T>(in, d, tile, g.vector, tile.t0 - (kMaxWidth - 1) + i, xs[i]);
-  int steps = d.L - tile.t0 < kTile ? static_cast<int>(d.L - tile.t0) : kTile;
-  long long row = (tile.b * d.L + tile.t0) * d.E + tile.e0;
+  for (int k = 0; k < kTaps - 2; k++) {
 #pragma unroll
-  for (int i = 0; i < kTile; i++) {
-    if (i < steps) loadPack<T, kVec>(in.x.p, row + i * d.E, tile.valid, g.vector, xs[kMaxWidth - 1 + i]);
+    for (int j = 0; j < V; j++) win[k][j] = win[k + 1][j];
   }
 #pragma unroll
-  for (int i = 0; i < kTile; i++) {
-    if (i >= steps) break;
-    float out[kVec];
+  for (int j = 0; j < V; j++) win[kTaps - 2][j] = xt[j];
+}
+
+/** The forward of one thread: its weights and the input window. */
+template <class T, int V, int kChunk>
+struct ForwardSpan {
+  float w[kTaps][V], bias[V], win[kTaps - 1][V];
+  int E;
+  bool silu;
+
+  /** The chunk in buf; y points at its first step; steps from `valid` on are not stored. */
+  __device__ __forceinline__ void run(const Pack<T, V> (&buf)[kChunk], T* y, int valid) {
 #pragma unroll
-    for (int j = 0; j < kVec; j++) {
-      float pre = preActivation(w, bias, &xs[i], j);
-      out[j] = in.silu ? siluf(pre) : pre;
+    for (int i = 0; i < kChunk; i++) {
+      float xt[V], out[V];
+      toFloats<T, V>(buf[i], xt);
+#pragma unroll
+      for (int j = 0; j < V; j++) {
+        // Always computed, then selected: a branch per step would split the chunk's straight-line code.
+        float pre = preActivation<V>(w, bias, win, xt, j);
+        float act = pre * fastSigmoid(pre);
+        out[j] = silu ? act : pre;
+      }
+      if (i < valid) storePack<T, V>(y, fromFloats<T, V>(out));
+      y += E;
+      slide<V>(win, xt);
     }
-    storePack<T, kVec>(y.p, row + i * d.E, tile.valid, g.vector, out);
+  }
+};
+
+template <class T, int V, int kChunk, int kMinBlocks>
+__global__ void __launch_bounds__(kThreads, kMinBlocks) convForwardKernel(ConvInputs in, ConvDims d, ConvGrid g, Out y) {
+  ConvSpan span = spanOf<V>(d, g);
+  if (!span.active) return;
+  ForwardSpan<T, V, kChunk> f;
+  loadWeights<V>(in, d, span.e0, f.w, f.bias);
+  loadWindow<T, V>(in, d, span, f.win);
+  f.E = static_cast<int>(d.E);
+  f.silu = in.silu;
+  long long first = (span.b * d.L + span.t0) * d.E + span.e0;
+  const T* x = static_cast<const T*>(in.x.p) + first;
+  T* out = static_cast<T*>(y.p) + first;
+  long long chunkStride = kChunk * d.E;
+  // left: steps of the span from the chunk being computed on. Two buffers in turn: the next chunk's loads are in
+  // flight while the current one is computed.
+  int left = static_cast<int>(span.tEnd - span.t0);
+  Pack<T, V> a[kChunk], b[kChunk];
+  loadChunk<T, V, kChunk>(a, x, f.E, left);
+  for (;;) {
+    x += chunkStride;
+    loadChunk<T, V, kChunk>(b, x, f.E, left - kChunk);
+    f.run(a, out, left);
+    out += chunkStride;
+    if ((left -= kChunk) <= 0) break;
+    x += chunkStride;
+    loadChunk<T, V, kChunk>(a, x, f.E, left - kChunk);
+    f.run(b, out, left);
+    out += chunkStride;
+    if ((left -= kChunk) <= 0) break;
   }
 }
 
-/** Shared memory of the backward kernel: per tile row, its dweight (taps 0..W−1) and dbias (tap W) per channel. */
-struct ConvGradShared {
-  float sums[kMaxTilesPerBlock][kMaxWidth + 1][kBlockChannels];
+/** dx at the positions before the first span of a sequence: the initial state's gradient (−(W−1)..−1). */
+template <int V>
+struct InitialStateGrad {
+  Out dinit;
+  long long base;  // dinit index of (b, e0, slot W − 1), i.e. position 0
+  long long W;
+  __device__ __forceinline__ void operator()(int at, const float (&v)[V]) const {
+    if (at < -(W - 1)) return;
+#pragma unroll
+    for (int j = 0; j < V; j++) dinit.set(base + j * (W - 1) + at, v[j]);
+  }
+};
+
+/** Drops dx before the span: the span before it computes those. */
+struct NoEarlyGrad {
+  template <int V>
+  __device__ __forceinline__ void operator()(int, const float (&)[V]) const {}
 };
 
 /**
- * dx (and dinit) for the tile's steps; the block's dweight/dbias into partial[blockIdx.x, tap, e] (taps 0..W−1 the
- * weight, tap W the bias), laid out (rows, W + 1, E).
+ * The backward of one thread. Step t adds g[t]·w[k] to dx[t − kTaps + 1 + k]; acc[k] holds the partial dx of step
+ * t − kTaps + 1 + k (k < kTaps − 1) before step t, so after it dx[t − kTaps + 1] is complete.
  */
-template <class T>
-__global__ void __launch_bounds__(kChannelThreads * kMaxTilesPerBlock, 2)
-    convBackwardTiledKernel(ConvInputs in, ConvDims d, ConvGrid g, In dy, Out dx, Out dinit, float* partial) {
-  constexpr int kSteps = kTile + kMaxWidth - 1;  // g over the tile and the halo after it
-  __shared__ ConvGradShared shared;
-  ConvTile tile = tileOf(d, g);
-  float dw[kMaxWidth][kVec] = {}, db[kVec] = {};
+template <class T, int V, int kChunk>
+struct BackwardSpan {
+  float w[kTaps][V], bias[V], win[kTaps - 1][V], acc[kTaps - 1][V];
+  float dw[kTaps][V], db[V];
+  int E, len;  // len: steps of the span
+  bool silu;
 
-  if (tile.valid > 0) {
-    float w[kMaxWidth][kVec], bias[kVec];
-    loadWeights(in, d, tile, w, bias);
-    // xs[i]: xin at step t0 − (kMaxWidth − 1) + i; gs[i]: dy at t0 + i (0 at and past L, so g is 0 there).
-    float xs[kSteps + kMaxWidth - 1][kVec], gs[kSteps][kVec];
-#pragma unroll
-    for (int i = 0; i < kMaxWidth - 1; i++) loadInput<T>(in, d, tile, g.vector, tile.t0 - (kMaxWidth - 1) + i, xs[i]);
-    long long rowsLeft = d.L - tile.t0;
-    int steps = rowsLeft < kSteps ? static_cast<int>(rowsLeft) : kSteps;
-    long long row = (tile.b * d.L + tile.t0) * d.E + tile.e0;
+  /**
+   * kSteps steps from the x and dy buffers, the first at position `pos` of the span; dx points at position
+   * pos − (kTaps − 1), where the first completed value goes. With kWeights, adds to dweight/dbias (steps ≥ L have
+   * dy = 0, so g = 0); the halo after the span does not. dx is stored at positions in [0, len); with kFirst
+   * (pos = 0) the ones before go to `early`.
+   */
+  template <int kSteps, bool kWeights, bool kFirst, class Early>
+  __device__ __forceinline__ void run(const Pack<T, V> (&xs)[kChunk], const Pack<T, V> (&dys)[kChunk], T* dx, int pos,
+                                      const Early& early) {
 #pragma unroll
     for (int i = 0; i < kSteps; i++) {
-      if (i < steps) {
-        loadPack<T, kVec>(in.x.p, row + i * d.E, tile.valid, g.vector, xs[kMaxWidth - 1 + i]);
-        loadPack<T, kVec>(dy.p, row + i * d.E, tile.valid, g.vector, gs[i]);
-      } else {
+      float xt[V], gt[V], done[V];
+      toFloats<T, V>(xs[i], xt);
+      toFloats<T, V>(dys[i], gt);
 #pragma unroll
-        for (int j = 0; j < kVec; j++) xs[kMaxWidth - 1 + i][j] = gs[i][j] = 0.0f;
+      for (int j = 0; j < V; j++) {
+        // silu'(pre), always computed, then selected (as in the forward).
+        float pre = preActivation<V>(w, bias, win, xt, j);
+        float sig = fastSigmoid(pre);
+        float dact = sig * (1.0f + pre * (1.0f - sig));
+        float g = silu ? gt[j] * dact : gt[j];
+        if (kWeights) {
+          db[j] += g;
+#pragma unroll
+          for (int k = 0; k < kTaps - 1; k++) dw[k][j] += g * win[k][j];
+          dw[kTaps - 1][j] += g * xt[j];
+        }
+        done[j] = acc[0][j] + g * w[0][j];
+#pragma unroll
+        for (int k = 0; k < kTaps - 2; k++) acc[k][j] = acc[k + 1][j] + g * w[k + 1][j];
+        acc[kTaps - 2][j] = g * w[kTaps - 1][j];
       }
+      int at = pos + i - (kTaps - 1);  // where done belongs
+      if (kFirst && i < kTaps - 1) {
+        early(at, done);
+      } else if (at < len) {
+        storePack<T, V>(dx, fromFloats<T, V>(done));
+      }
+      dx += E;
+      slide<V>(win, xt);
     }
+  }
+};
 
-    // acc[k]: the dx sum of step t − (kMaxWidth − 1) + k while step t's g is added; acc[0] is then complete.
-    float acc[kMaxWidth][kVec] = {};
-    bool firstTile = tile.t0 == 0 && dinit.present();
+/**
+ * dx (and dinit) for the thread's span; the block's dweight/dbias into partial[rowBlock, tap, e] (taps 0..W−1 the
+ * weight, tap W the bias), laid out (rowBlocks, W + 1, E).
+ */
+template <class T, int V, int kChunk, int kMinBlocks>
+__global__ void __launch_bounds__(kThreads, kMinBlocks)
+    convBackwardKernel(ConvInputs in, ConvDims d, ConvGrid g, In dy, Out dx, Out dinit, float* partial) {
+  static_assert(kChunk >= kTaps - 1, "the first chunk holds every step whose dx lies before the span");
+  __shared__ float sums[kRows][kTaps + 1][kLanes * V];
+  ConvSpan span = spanOf<V>(d, g);
+  BackwardSpan<T, V, kChunk> s;
 #pragma unroll
-    for (int i = 0; i < kSteps; i++) {
+  for (int j = 0; j < V; j++) {
+    s.db[j] = 0.0f;
 #pragma unroll
-      for (int j = 0; j < kVec; j++) {
-        float gv = in.silu ? gs[i][j] * siluGradf(preActivation(w, bias, &xs[i], j)) : gs[i][j];
-        if (i < kTile) {
-          db[j] += gv;
+    for (int k = 0; k < kTaps; k++) s.dw[k][j] = 0.0f;
+  }
+
+  if (span.active) {
+    loadWeights<V>(in, d, span.e0, s.w, s.bias);
+    loadWindow<T, V>(in, d, span, s.win);
 #pragma unroll
-          for (int k = 0; k < kMaxWidth; k++) dw[k][j] += gv * xs[i + k][j];
-        }
+    for (int j = 0; j < V; j++) {
 #pragma unroll
-        for (int k = 0; k < kMaxWidth; k++) acc[k][j] += gv * w[k][j];
+      for (int k = 0; k < kTaps - 1; k++) s.acc[k][j] = 0.0f;
+    }
+    s.E = static_cast<int>(d.E);
+    s.len = static_cast<int>(span.tEnd - span.t0);
+    s.silu = in.silu;
+    long long first = (span.b * d.L + span.t0) * d.E + span.e0;
+    const T* x = static_cast<const T*>(in.x.p) + first;
+    const T* dyp = static_cast<const T*>(dy.p) + first;
+    T* dxp = static_cast<T*>(dx.p) + first - (kTaps - 1) * d.E;  // position −(kTaps − 1): never stored through
+    long long chunkStride = kChunk * d.E;
+    // Chunks over the span, then the halo: g of the kTaps − 1 steps after the span completes its last dx values.
+    // Loads stop at L (zeros: g = 0 there) and after the halo. Two buffers in turn, as in the forward; the first
+    // chunk, whose first steps complete dx before the span, is run on its own.
+    int loads = static_cast<int>(min(d.L, span.tEnd + kTaps - 1) - span.t0);
+    Pack<T, V> xa[kChunk], dya[kChunk], xb[kChunk], dyb[kChunk];
+    loadChunk<T, V, kChunk>(xa, x, s.E, loads);
+    loadChunk<T, V, kChunk>(dya, dyp, s.E, loads);
+    x += chunkStride;
+    dyp += chunkStride;
+    loadChunk<T, V, kChunk>(xb, x, s.E, loads - kChunk);
+    loadChunk<T, V, kChunk>(dyb, dyp, s.E, loads - kChunk);
+    if (span.t0 == 0 && dinit.present()) {
+      InitialStateGrad<V> early{dinit, (span.b * d.E + span.e0) * (d.W - 1) + (d.W - 1), d.W};
+      s.template run<kChunk, true, true>(xa, dya, dxp, 0, early);
+    } else {
+      s.template run<kChunk, true, true>(xa, dya, dxp, 0, NoEarlyGrad{});
+    }
+    // One chunk from `now` (the halo once past the span) while `later` is loaded with the chunk after it.
+    int pos = kChunk;
+    auto advance = [&](const Pack<T, V> (&xNow)[kChunk], const Pack<T, V> (&dyNow)[kChunk],
+                       Pack<T, V> (&xLater)[kChunk], Pack<T, V> (&dyLater)[kChunk]) {
+      dxp += chunkStride;
+      x += chunkStride;
+      dyp += chunkStride;
+      loadChunk<T, V, kChunk>(xLater, x, s.E, loads - pos - kChunk);
+      loadChunk<T, V, kChunk>(dyLater, dyp, s.E, loads - pos - kChunk);
+      if (pos >= s.len) {
+        s.template run<kTaps - 1, false, false>(xNow, dyNow, dxp, pos, NoEarlyGrad{});
+        return false;
       }
-      long long s = tile.t0 + i - (kMaxWidth - 1);
-      if (i >= kMaxWidth - 1) {
-        if (s < d.L) storePack<T, kVec>(dx.p, row + (i - (kMaxWidth - 1)) * d.E, tile.valid, g.vector, acc[0]);
-      } else if (firstTile && s >= -(d.W - 1)) {
-#pragma unroll
-        for (int j = 0; j < kVec; j++) {
-          if (j < tile.valid) dinit.set((tile.b * d.E + tile.e0 + j) * (d.W - 1) + (d.W - 1) + s, acc[0][j]);
-        }
-      }
-#pragma unroll
-      for (int k = 0; k < kMaxWidth - 1; k++) {
-#pragma unroll
-        for (int j = 0; j < kVec; j++) acc[k][j] = acc[k + 1][j];
-      }
-#pragma unroll
-      for (int j = 0; j < kVec; j++) acc[kMaxWidth - 1][j] = 0.0f;
+      s.template run<kChunk, true, false>(xNow, dyNow, dxp, pos, NoEarlyGrad{});
+      pos += kChunk;
+      return true;
+    };
+    while (advance(xb, dyb, xa, dya) && advance(xa, dya, xb, dyb)) {
     }
   }
 
-  // The block's sums, tile rows added in order; real taps only (the padded ones come first).
-  int pad = kMaxWidth - static_cast<int>(d.W);
+  // The block's sums, rows (spans) added in order; real taps only (the padded ones come first).
+  int pad = kTaps - static_cast<int>(d.W);
 #pragma unroll
-  for (int j = 0; j < kVec; j++) {
-    int c = threadIdx.x * kVec + j;
+  for (int j = 0; j < V; j++) {
+    int c = threadIdx.x * V + j;
 #pragma unroll
-    for (int k = 0; k < kMaxWidth; k++) {
-      if (k >= pad) shared.sums[threadIdx.y][k - pad][c] = dw[k][j];
+    for (int k = 0; k < kTaps; k++) {
+      if (k >= pad) sums[threadIdx.y][k - pad][c] = s.dw[k][j];
     }
-    shared.sums[threadIdx.y][d.W][c] = db[j];
+    sums[threadIdx.y][d.W][c] = s.db[j];
   }
   __syncthreads();
   int taps = static_cast<int>(d.W) + 1;
-  long long eBase = static_cast<long long>(blockIdx.y) * kBlockChannels;
-  for (int i = threadIdx.y * kChannelThreads + threadIdx.x; i < taps * kBlockChannels; i += kChannelThreads * blockDim.y) {
-    int k = i / kBlockChannels, c = i % kBlockChannels;
+  unsigned channelBlock = blockIdx.x % g.channelBlocks, rowBlock = blockIdx.x / g.channelBlocks;
+  long long eBase = static_cast<long long>(channelBlock) * kLanes * V;
+  for (int i = threadIdx.y * kLanes + threadIdx.x; i < taps * kLanes * V; i += kThreads) {
+    int k = i / (kLanes * V), c = i % (kLanes * V);
     if (eBase + c >= d.E) continue;
     float sum = 0.0f;
-    for (int r = 0; r < static_cast<int>(blockDim.y); r++) sum += shared.sums[r][k][c];
-    partial[(static_cast<long long>(blockIdx.x) * taps + k) * d.E + eBase + c] = sum;
+#pragma unroll
+    for (int r = 0; r < kRows; r++) sum += sums[r][k][c];
+    partial[(static_cast<long long>(rowBlock) * taps + k) * d.E + eBase + c] = sum;
   }
 }
 
@@ -339,27 +596,62 @@ void readConv(Args& a, ConvInputs& in, ConvDims& d) {
   d.W = a.i64();
 }
 
-/** Whether the tiled kernels take these tensors: width ≤ kMaxWidth, the token tensors of one float dtype, and a
- *  grid within CUDA's limits (gridDim.y ≤ 65535 channel blocks). */
-bool tiled(const ConvDims& d, int dtype, std::initializer_list<int> others) {
-  if (d.W > kMaxWidth || !(dtype == F32 || dtype == F16 || dtype == BF16)) return false;
-  if (d.E > 65535LL * kBlockChannels || d.B * ((d.L + kTile - 1) / kTile) > 0x7fffffffLL) return false;
+/** Whether the span kernels take these tensors: width ≤ kTaps, the token tensors of one float dtype, and E and L
+ *  within the 32-bit step arithmetic. */
+bool spanKernels(const ConvDims& d, int dtype, std::initializer_list<int> others) {
+  if (d.W > kTaps || !(dtype == F32 || dtype == F16 || dtype == BF16)) return false;
+  if (d.E > INT_MAX / 16 || d.L > INT_MAX / 2) return false;
   for (int o : others)
     if (o != dtype) return false;
   return true;
 }
 
-template <class T>
-ConvGrid gridOf(const ConvDims& d, std::initializer_list<const void*> tokens, dim3& blocks, dim3& threads) {
+/** Blocks of `kernel` resident on one multiprocessor (asked once per kernel). */
+template <auto kKernel>
+long long residentBlocks() {
+  static int blocks = 0;
+  if (blocks == 0) {
+    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kKernel, kThreads, 0), "conv occupancy");
+    if (blocks < 1) blocks = 1;
+  }
+  return blocks;
+}
+
+/**
+ * Spans as short as possible (more threads, less serial work per thread) while the grid still fits on the device at
+ * once (`resident` blocks): beyond that, longer spans only save halos and partial rows.
+ */
+ConvGrid planSpans(const ConvDims& d, int V, int chunk, long long resident, unsigned& blocks) {
   ConvGrid g;
-  long long tiles = (d.L + kTile - 1) / kTile;
-  g.tilesPerBlock = static_cast<int>(tiles < kMaxTilesPerBlock ? tiles : kMaxTilesPerBlock);
-  g.spansPerBatch = static_cast<unsigned>((tiles + g.tilesPerBlock - 1) / g.tilesPerBlock);
-  g.vector = d.E % kVec == 0;
-  for (const void* p : tokens) g.vector = g.vector && packAligned<T, kVec>(p);
-  blocks = dim3(static_cast<unsigned>(d.B) * g.spansPerBatch, static_cast<unsigned>((d.E + kBlockChannels - 1) / kBlockChannels));
-  threads = dim3(kChannelThreads, g.tilesPerBlock);
+  g.groups = (d.E + V - 1) / V;
+  g.channelBlocks = static_cast<unsigned>((g.groups + kLanes - 1) / kLanes);
+  long long rowBlocksWanted = resident / g.channelBlocks;
+  long long spansPerSeqWanted = (rowBlocksWanted < 1 ? 1 : rowBlocksWanted) * kRows / d.B;
+  if (spansPerSeqWanted < 1) spansPerSeqWanted = 1;
+  long long chunksPerSeq = (d.L + chunk - 1) / chunk;
+  // ceil(chunksPerSeq / ceil(chunksPerSeq / k)) ≤ k: at most spansPerSeqWanted spans per sequence.
+  g.spanSteps = (chunksPerSeq + spansPerSeqWanted - 1) / spansPerSeqWanted * chunk;
+  g.spansPerSeq = (d.L + g.spanSteps - 1) / g.spanSteps;
+  g.spans = d.B * g.spansPerSeq;
+  blocks = static_cast<unsigned>((g.spans + kRows - 1) / kRows * g.channelBlocks);
   return g;
+}
+
+/** Calls launch(V, kChunk, kMinBlocks), as integral constants, with the widest V that E and the token addresses
+ *  allow. */
+template <class T, bool kBackward, class F>
+void withVector(const ConvDims& d, std::initializer_list<const void*> tokens, F&& launch) {
+  constexpr int wide = ConvShape<T, kBackward>::kWide;
+  bool vector = d.E % wide == 0;
+  for (const void* p : tokens) vector = vector && packAligned<T, wide>(p);
+  using Shape = ConvShape<T, kBackward>;
+  if (vector) {
+    launch(std::integral_constant<int, wide>{}, std::integral_constant<int, Shape::kChunkWide>{},
+           std::integral_constant<int, Shape::kMinBlocksWide>{});
+  } else {
+    launch(std::integral_constant<int, 1>{}, std::integral_constant<int, Shape::kChunkNarrow>{},
+           std::integral_constant<int, Shape::kMinBlocksNarrow>{});
+  }
 }
 
 /** prefix, y */
@@ -370,15 +662,19 @@ void causalConv1dOp(Args& a) {
   Out y = readOut(a);
   long long n = d.B * d.L * d.E;
   if (n == 0) return;
-  if (!tiled(d, in.x.dtype, {y.dtype})) {
+  if (!spanKernels(d, in.x.dtype, {y.dtype})) {
     convForwardAnyKernel<<<gridFor(n), 256, 0, stream()>>>(in, d, y);
     return;
   }
   withFloatType(in.x.dtype, [&](auto tag) {
     using T = decltype(tag);
-    dim3 blocks, threads;
-    ConvGrid g = gridOf<T>(d, {in.x.p, y.p}, blocks, threads);
-    convForwardTiledKernel<T><<<blocks, threads, 0, stream()>>>(in, d, g, y);
+    withVector<T, false>(d, {in.x.p, y.p}, [&](auto v, auto chunk, auto minBlocks) {
+      constexpr int V = decltype(v)::value, kChunk = decltype(chunk)::value;
+      constexpr auto kernel = convForwardKernel<T, V, kChunk, decltype(minBlocks)::value>;
+      unsigned blocks;
+      ConvGrid g = planSpans(d, V, kChunk, residentBlocks<kernel>() * multiprocessors(), blocks);
+      kernel<<<blocks, dim3(kLanes, kRows), 0, stream()>>>(in, d, g, y);
+    });
   });
 }
 
@@ -423,19 +719,23 @@ void causalConv1dGradOp(Args& a) {
     if (dinit.present()) zeroFill(dinit.p, d.B * d.E * (d.W - 1) * bytesOf(dinit.dtype));
     return;
   }
-  if (!tiled(d, in.x.dtype, {dy.dtype, dx.dtype})) {
+  if (!spanKernels(d, in.x.dtype, {dy.dtype, dx.dtype})) {
     causalConv1dGradAny(in, d, dy, dx, dweight, dbias, dinit);
     return;
   }
   withFloatType(in.x.dtype, [&](auto tag) {
     using T = decltype(tag);
-    dim3 blocks, threads;
-    ConvGrid g = gridOf<T>(d, {in.x.p, dy.p, dx.p}, blocks, threads);
-    long long rows = blocks.x;
-    Scratch partial(sizeof(float) * rows * (d.W + 1) * d.E);
-    convBackwardTiledKernel<T><<<blocks, threads, 0, stream()>>>(in, d, g, dy, dx, dinit, partial.as<float>());
-    MCUDA_PROFILE_RANGE("conv.backward weight sum");
-    sumWeightGradRows(partial.as<float>(), rows, d, dweight, dbias);
+    withVector<T, true>(d, {in.x.p, dy.p, dx.p}, [&](auto v, auto chunk, auto minBlocks) {
+      constexpr int V = decltype(v)::value, kChunk = decltype(chunk)::value;
+      constexpr auto kernel = convBackwardKernel<T, V, kChunk, decltype(minBlocks)::value>;
+      unsigned blocks;
+      ConvGrid g = planSpans(d, V, kChunk, residentBlocks<kernel>() * multiprocessors(), blocks);
+      long long rows = blocks / g.channelBlocks;
+      Scratch partial(sizeof(float) * rows * (d.W + 1) * d.E);
+      kernel<<<blocks, dim3(kLanes, kRows), 0, stream()>>>(in, d, g, dy, dx, dinit, partial.as<float>());
+      MCUDA_PROFILE_RANGE("conv.backward weight sum");
+      sumWeightGradRows(partial.as<float>(), rows, d, dweight, dbias);
+    });
   });
 }
 

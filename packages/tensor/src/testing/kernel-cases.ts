@@ -162,12 +162,18 @@ function convVariants(dtype: FloatDType, g: Gen, withDy: boolean): KernelVariant
     ['bias state silu', 2, 5, 7, 4, true, true, true],
     ['state W3 L2 < W', 1, 2, 6, 3, false, true, false],
     ['W1', 2, 3, 5, 1, true, false, true],
-    // The cuda kernels tile time by 16 steps, 8 tiles a block, and channels by 64 (2 per thread): several tiles and
-    // channel blocks, L not a multiple of the tile, odd E (element-wise accesses), W < 4 (padded taps), W > 4.
+    // The cuda kernels walk time in chunks of 4–8 steps (spans of whole chunks, 4 spans a block) and give a thread 1,
+    // 2 or 4 channels (32 threads across): several spans and channel blocks, L not a multiple of the chunk, odd E (one
+    // channel a thread), W < 4 (padded taps), W > 4 (the per-element kernels).
     ['tiles E70 bias state silu', 2, 150, 70, 4, true, true, true],
     ['tiles odd E W2 state', 1, 37, 9, 2, false, true, false],
     ['W3 L33 E66 bias silu', 3, 33, 66, 3, true, false, true],
     ['W6 bias state silu', 2, 11, 5, 6, true, true, true],
+    // E a multiple of 4: the vector forms (forward 4 channels a thread, backward 2), several channel blocks (E136),
+    // the span's tail chunk cut short (L45), padded taps with vectors (W2, W1).
+    ['vector E136 bias state silu', 2, 45, 136, 4, true, true, true],
+    ['vector E8 W2 state', 3, 21, 8, 2, false, true, false],
+    ['vector E12 W1 bias silu', 1, 10, 12, 1, true, false, true],
   ];
   return plans.map(([label, B, L, E, W, bias, state, silu]) => {
     const names = ['x', 'weight'];
