@@ -8,56 +8,13 @@
 //   node bench-conv-norm.mjs [B L E W D]
 import * as T from '@mamba-ts/tensor';
 import { cudaStatus, isAvailable, registerCudaBackend, setCudaOption, takeProfile, unavailableReason } from '../src/index.js';
+import { bytesOf, fingerprint, medianGpuMs, peakBandwidth } from './common.js';
 
 const [B, L, E, W, D] = process.argv.length >= 7 ? process.argv.slice(2, 7).map(Number) : [8, 1024, 1536, 4, 768];
 const ITERS = 25;
 
-/** Vendor datasheet memory bandwidth (bytes/s) by device name; the addon does not report the memory clock. */
-const PEAK_BANDWIDTH: [RegExp, number][] = [
-  [/H200/, 4.8e12],
-  [/H100.*(SXM|HBM3)/, 3.35e12],
-  [/H100/, 2.0e12],
-  [/A100.*80GB/, 2.039e12],
-  [/A100/, 1.555e12],
-  [/L40S|L40/, 0.864e12],
-  [/RTX 4090/, 1.008e12],
-];
-const DEFAULT_PEAK = 4.8e12;
 
-function peakBandwidth(device: string): { bytesPerSecond: number; source: string } {
-  for (const [pattern, bytes] of PEAK_BANDWIDTH) {
-    if (pattern.test(device)) return { bytesPerSecond: bytes, source: `datasheet value for ${device}` };
-  }
-  return { bytesPerSecond: DEFAULT_PEAK, source: `unknown device "${device}": assumed the H200's 4.8 TB/s` };
-}
 
-const bytesOf = (dtype: T.DType): number => (dtype === 'f32' || dtype === 'i32' ? 4 : 2);
-
-/** FNV-1a over the bytes of the tensors' f32 values. */
-async function fingerprint(ts: readonly T.Tensor[]): Promise<string> {
-  let h = 0x811c9dc5;
-  for (const t of ts) {
-    const bytes = new Uint8Array((await t.toFloat32()).buffer);
-    for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], 0x01000193) >>> 0;
-  }
-  return h.toString(16);
-}
-
-/** Median GPU time (ms) of `kernel`'s op over ITERS calls, each call's time read from its own profile report. */
-async function medianGpuMs(kernel: string, inputs: T.Tensor[], attrs: Record<string, unknown>): Promise<number> {
-  const call = () => T.dispose(T.engine().runKernel(kernel, inputs, attrs));
-  for (let i = 0; i < 3; i++) call();
-  takeProfile();
-  const times: number[] = [];
-  for (let i = 0; i < ITERS; i++) {
-    call();
-    const row = takeProfile().gpu.find((r) => r.name === kernel);
-    if (!row) throw new Error(`bench/conv-norm: no profile row named ${kernel}; is profiling on?`);
-    times.push(row.ms / row.calls);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
-}
 
 interface Result {
   kernel: string;
@@ -89,7 +46,7 @@ async function main(): Promise<void> {
   const results: Result[] = [];
 
   const measure = async (kernel: string, dtype: T.DType, inputs: T.Tensor[], attrs: Record<string, unknown>, minBytes: number) => {
-    const ms = await medianGpuMs(kernel, inputs, attrs);
+    const ms = await medianGpuMs(kernel, inputs, attrs, ITERS);
     const gbPerSecond = minBytes / (ms * 1e-3) / 1e9;
     const r: Result = {
       kernel, dtype, medianUs: +(ms * 1000).toFixed(2), minBytes, gbPerSecond: +gbPerSecond.toFixed(1),

@@ -7,47 +7,15 @@
 // JSON, then the same as a table.
 //   node bench-elementwise.mjs [rows]        (rows defaults to 8192 = 8 × 1024 tokens)
 import * as T from '@mamba-ts/tensor';
-import { cudaStatus, isAvailable, registerCudaBackend, setCudaOption, takeProfile, unavailableReason } from '../src/index.js';
+import { sizeOf } from '@mamba-ts/tensor';
+import { cudaStatus, isAvailable, registerCudaBackend, setCudaOption, unavailableReason } from '../src/index.js';
+import { bytesOf, medianGpuMs, peakBandwidth } from './common.js';
 
 const ROWS = process.argv.length >= 3 ? Number(process.argv[2]) : 8192;
 const [D, E, WIDE, BATCH, SEQ] = [768, 1536, 3104, 8, ROWS / 8];
 const ITERS = 25;
 
-/** Vendor datasheet memory bandwidth (bytes/s) by device name; the addon does not report the memory clock. */
-const PEAK_BANDWIDTH: [RegExp, number][] = [
-  [/H200/, 4.8e12],
-  [/H100.*(SXM|HBM3)/, 3.35e12],
-  [/H100/, 2.0e12],
-  [/A100.*80GB/, 2.039e12],
-  [/A100/, 1.555e12],
-];
-const DEFAULT_PEAK = 4.8e12;
 
-function peakBandwidth(device: string): { bytesPerSecond: number; source: string } {
-  for (const [pattern, bytes] of PEAK_BANDWIDTH) {
-    if (pattern.test(device)) return { bytesPerSecond: bytes, source: `datasheet value for ${device}` };
-  }
-  return { bytesPerSecond: DEFAULT_PEAK, source: `unknown device "${device}": assumed the H200's 4.8 TB/s` };
-}
-
-const bytesOf = (dtype: T.DType): number => (dtype === 'f32' || dtype === 'i32' ? 4 : 2);
-const sizeOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
-
-/** Median GPU time (ms) of one call of `kernel`, each call's time read from its own profile report. */
-async function medianGpuMs(kernel: string, inputs: T.Tensor[], attrs: Record<string, unknown>): Promise<number> {
-  const call = () => T.dispose(T.engine().runKernel(kernel, inputs, attrs));
-  for (let i = 0; i < 3; i++) call();
-  takeProfile();
-  const times: number[] = [];
-  for (let i = 0; i < ITERS; i++) {
-    call();
-    const row = takeProfile().gpu.find((r) => r.name === kernel);
-    if (!row) throw new Error(`bench/elementwise: no profile row named ${kernel}; is profiling on?`);
-    times.push(row.ms / row.calls);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
-}
 
 interface Result {
   label: string;
@@ -72,7 +40,7 @@ async function main(): Promise<void> {
   const normal = (shape: number[], seed: number, dtype: T.DType) => T.tidy(() => T.cast(T.randomNormal(shape, { seed, std: 1 }), dtype));
 
   const measure = async (label: string, kernel: string, dtype: string, inputs: T.Tensor[], attrs: Record<string, unknown>, minBytes: number) => {
-    const ms = await medianGpuMs(kernel, inputs, attrs);
+    const ms = await medianGpuMs(kernel, inputs, attrs, ITERS);
     const gbPerSecond = minBytes / (ms * 1e-3) / 1e9;
     results.push({
       label, kernel, dtype, medianUs: +(ms * 1000).toFixed(2), minBytes, gbPerSecond: +gbPerSecond.toFixed(1),

@@ -4,18 +4,10 @@
 //   node bench-scan.mjs [B L E N]
 import * as T from '@mamba-ts/tensor';
 import { isAvailable, registerCudaBackend, unavailableReason } from '../src/index.js';
+import { fingerprint } from './common.js';
 
 const [B, L, E, N] = process.argv.length >= 6 ? process.argv.slice(2, 6).map(Number) : [8, 2048, 1536, 16];
 
-/** FNV-1a over the bytes of the tensors' f32 values. */
-async function fingerprint(ts: readonly T.Tensor[]): Promise<string> {
-  let h = 0x811c9dc5;
-  for (const t of ts) {
-    const bytes = new Uint8Array((await t.toFloat32()).buffer);
-    for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], 0x01000193) >>> 0;
-  }
-  return h.toString(16);
-}
 
 async function main(): Promise<void> {
   if (!isAvailable()) {
