@@ -97,11 +97,21 @@ __global__ void argmaxKernel(In x, int* out, long long rows, long long cols) {
   for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
     float best = -INFINITY;
     long long bestIndex = -1;
-    for (long long c = threadIdx.x; c < cols; c += blockDim.x) {
-      float v = x[r * cols + c];
-      if (bestIndex < 0 || v > best) {
-        best = v;
-        bestIndex = c;
+    // Four independent loads in flight per thread; each thread still visits its columns in increasing order.
+    for (long long c0 = threadIdx.x; c0 < cols; c0 += 4LL * blockDim.x) {
+      float v[4];
+#pragma unroll
+      for (int u = 0; u < 4; u++) {
+        long long c = c0 + u * (long long)blockDim.x;
+        v[u] = c < cols ? x[r * cols + c] : 0.0f;
+      }
+#pragma unroll
+      for (int u = 0; u < 4; u++) {
+        long long c = c0 + u * (long long)blockDim.x;
+        if (c < cols && (bestIndex < 0 || v[u] > best)) {
+          best = v[u];
+          bestIndex = c;
+        }
       }
     }
     for (int o = 16; o > 0; o >>= 1) {
@@ -198,7 +208,9 @@ void argmaxOp(Args& a) {
   int* out = a.as<int>();
   long long rows = a.i64(), cols = a.i64();
   if (rows == 0) return;
-  argmaxKernel<<<rowBlocks(rows), 256, 0, stream()>>>(x, out, rows, cols);
+  // Few long rows (greedy decoding: one row of vocabulary logits per sequence): a wide block per row.
+  int threads = rows < 2LL * multiprocessors() ? 1024 : 256;
+  argmaxKernel<<<rowBlocks(rows), threads, 0, stream()>>>(x, out, rows, cols);
 }
 
 /** x, y, rows, cols */

@@ -427,6 +427,9 @@ export function kernelCases(): Record<string, KernelCase> {
         v('[9] → []', [g.normal([9], dtype)]),
         v('[2,1,5]', [g.normal([2, 1, 5], dtype)]),
         v('ties pick the first', [g.ints([4, 9], 0, 3, dtype)]),
+        // Long rows (vocabulary logits): several strided passes per thread, ties across passes and warps.
+        v('[2,9001] ties', [g.ints([2, 9001], 0, 5, dtype)]),
+        v('[1,50280]', [g.normal([1, 50280], dtype)]),
       ],
     },
     matmul: matmulCase(),
