@@ -88,6 +88,10 @@ export class Decoder {
   feed(ids: Int32Array | readonly number[]): void {
     this.#check();
     if (ids.length !== this.batch) throw new Error(`Decoder.feed: ${ids.length} ids given for a batch of ${this.batch}.`);
+    const V = this.#model.config.vocabSize;
+    ids.forEach((id, i) => {
+      if (!Number.isInteger(id) || id < 0 || id >= V) throw new Error(`Decoder.feed: id ${id} at position ${i} is outside the vocabulary [0, ${V}).`);
+    });
     engine().write(this.#ids, ids instanceof Int32Array ? ids : Int32Array.from(ids));
     this.#run();
   }

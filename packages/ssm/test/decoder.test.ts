@@ -133,6 +133,8 @@ describe('Decoder', () => {
     const decoder = new Decoder(model, 3);
     expect(() => decoder.advance()).toThrow('Decoder.advance: no step has run yet; feed() the first ids.');
     expect(() => decoder.feed([1, 2])).toThrow('Decoder.feed: 2 ids given for a batch of 3.');
+    expect(() => decoder.feed([1, 512, 2])).toThrow('Decoder.feed: id 512 at position 1 is outside the vocabulary [0, 512).');
+    expect(() => decoder.feed([1, 2.5, 2])).toThrow('Decoder.feed: id 2.5 at position 1 is outside the vocabulary [0, 512).');
     decoder.dispose();
     expect(() => decoder.feed([1, 2, 3])).toThrow('Decoder: used after dispose().');
   });
