@@ -148,42 +148,33 @@ __global__ void fillPackKernel(T* out, long long n, float value, int intValue, b
   }
 }
 
-template <class From, class To>
-__global__ void castPackKernel(const From* x, To* y, long long n, bool vector) {
+/** y[i] = f(x[i]) over packs of kPack elements (vector loads and stores where `vector`), in fp32. */
+template <class From, class To, class F>
+__global__ void mapPackKernel(const From* x, To* y, long long n, bool vector, F f) {
   MCUDA_PACK_LOOP(p, packsOf(n)) {
     long long i = p * kPack;
     int valid = validIn(n, i);
     float v[kPack];
     loadPack<From, kPack>(x, i, valid, vector, v);
+#pragma unroll
+    for (int j = 0; j < kPack; j++) v[j] = f(v[j]);
     storePack<To, kPack>(y, i, valid, vector, v);
   }
 }
 
-template <class T>
-__global__ void affinePackKernel(const T* x, T* y, long long n, float scale, float offset, bool vector) {
-  MCUDA_PACK_LOOP(p, packsOf(n)) {
-    long long i = p * kPack;
-    int valid = validIn(n, i);
-    float v[kPack];
-    loadPack<T, kPack>(x, i, valid, vector, v);
-#pragma unroll
-    for (int j = 0; j < kPack; j++) v[j] = v[j] * scale + offset;
-    storePack<T, kPack>(y, i, valid, vector, v);
-  }
-}
+struct Identity {
+  __device__ float operator()(float v) const { return v; }
+};
 
-template <class T, int kOp>
-__global__ void unaryPackKernel(const T* x, T* y, long long n, bool vector) {
-  MCUDA_PACK_LOOP(p, packsOf(n)) {
-    long long i = p * kPack;
-    int valid = validIn(n, i);
-    float v[kPack];
-    loadPack<T, kPack>(x, i, valid, vector, v);
-#pragma unroll
-    for (int j = 0; j < kPack; j++) v[j] = applyUnary(kOp, v[j]);
-    storePack<T, kPack>(y, i, valid, vector, v);
-  }
-}
+struct Affine {
+  float scale, offset;
+  __device__ float operator()(float v) const { return v * scale + offset; }
+};
+
+template <int kOp>
+struct Unary {
+  __device__ float operator()(float v) const { return applyUnary(kOp, v); }
+};
 
 template <class T, int kOp>
 __global__ void binarySameKernel(const T* a, const T* b, T* y, long long n, bool vector) {
@@ -406,7 +397,7 @@ void castOp(Args& a) {
         const From* px = static_cast<const From*>(x.p);
         To* py = static_cast<To*>(y.p);
         bool vector = packable<From>(px) && packable<To>(py);
-        castPackKernel<From, To><<<packGrid(n), kThreads, 0, stream()>>>(px, py, n, vector);
+        mapPackKernel<<<packGrid(n), kThreads, 0, stream()>>>(px, py, n, vector, Identity{});
         launched = true;
       }
     });
@@ -426,7 +417,7 @@ void affineOp(Args& a) {
     using T = decltype(tag);
     const T* px = static_cast<const T*>(x.p);
     T* py = static_cast<T*>(y.p);
-    affinePackKernel<T><<<packGrid(n), kThreads, 0, stream()>>>(px, py, n, scale, offset, packable<T>(px) && packable<T>(py));
+    mapPackKernel<<<packGrid(n), kThreads, 0, stream()>>>(px, py, n, packable<T>(px) && packable<T>(py), Affine{scale, offset});
   });
   if (!launched) affineKernel<<<gridFor(n), kThreads, 0, stream()>>>(x, y, n, scale, offset);
 }
@@ -447,7 +438,7 @@ void unaryOp(Args& a) {
         const T* px = static_cast<const T*>(x.p);
         T* py = static_cast<T*>(y.p);
         bool vector = packable<T>(px) && packable<T>(py);
-        unaryPackKernel<T, decltype(opTag)::value><<<packGrid(n), kThreads, 0, stream()>>>(px, py, n, vector);
+        mapPackKernel<<<packGrid(n), kThreads, 0, stream()>>>(px, py, n, vector, Unary<decltype(opTag)::value>{});
       });
     });
   }
