@@ -7,6 +7,8 @@ export interface GradContext {
   readonly inputs: readonly Tensor[];
   readonly outputs: readonly Tensor[];
   readonly attrs: Record<string, unknown>;
+  /** Per input: whether its gradient is used (it depends on a watched tensor); the others may be left null. */
+  readonly needsGrad: readonly boolean[];
 }
 
 /**
@@ -29,7 +31,7 @@ export interface MemoryInfo {
   liveTensors: number;
 }
 
-interface TapeNode extends GradContext {
+interface TapeNode extends Omit<GradContext, 'needsGrad'> {
   readonly kernel: string;
 }
 
@@ -406,7 +408,8 @@ export class Engine {
         } else {
           const gradFn = this.#gradients.get(node.kernel);
           if (!gradFn) throw new Error(`No gradient is registered for kernel "${node.kernel}".`);
-          const dxs = this.tidy(() => gradFn(dys, node)); // frees the gradient's own temporaries
+          const needsGrad = node.inputs.map((t) => tape.tracked.has(t.id));
+          const dxs = this.tidy(() => gradFn(dys, { ...node, needsGrad })); // frees the gradient's own temporaries
           node.inputs.forEach((input, k) => {
             const dx = dxs[k];
             if (!dx || !tape.tracked.has(input.id)) return;

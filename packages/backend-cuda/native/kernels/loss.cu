@@ -187,7 +187,7 @@ void linearCrossEntropyOp(Args& a) {
                                                         targets, loss, lse, rows, vocab, ignoreIndex, deviceErrors());
 }
 
-/** dloss, hidden, weight, dtype, targets, lse, dhidden, dweight, rows, dim, vocab, ignoreIndex, chunkSize */
+/** dloss, hidden, weight, dtype, targets, lse, dhidden, dweight (0: not wanted), rows, dim, vocab, ignoreIndex, chunkSize */
 void linearCrossEntropyGradOp(Args& a) {
   In dloss = readIn(a);
   const void* hidden = a.ptr();
@@ -202,11 +202,13 @@ void linearCrossEntropyGradOp(Args& a) {
   long long chunkSize = a.i64();
 
   bool direct = dtype == F32;
-  Scratch dhidden32(direct ? 0 : rows * dim * sizeof(float)), dweight32(direct ? 0 : vocab * dim * sizeof(float));
+  bool wantWeight = dweight != nullptr;  // null: the weight's gradient is not wanted (a frozen head)
+  Scratch dhidden32(direct ? 0 : rows * dim * sizeof(float)),
+      dweight32(direct || !wantWeight ? 0 : vocab * dim * sizeof(float));
   float* dh = direct ? static_cast<float*>(dhidden) : dhidden32.as<float>();
   float* dw = direct ? reinterpret_cast<float*>(dweight) : dweight32.as<float>();
   zeroFill(dh, rows * dim * sizeof(float));
-  if (rows == 0) zeroFill(dw, vocab * dim * sizeof(float));
+  if (rows == 0 && wantWeight) zeroFill(dw, vocab * dim * sizeof(float));
 
   long long width = chunkSize < vocab ? chunkSize : vocab;
   Scratch chunk(rows * (width > 0 ? width : 1) * sizeof(float));
@@ -228,22 +230,24 @@ void linearCrossEntropyGradOp(Args& a) {
     gh.B = weight + c0 * dim * bytesOf(dtype);
     gh.C = dh;
     gemm(gh);
-    // dweight[c0 : c0 + w] = dchunkᵀ (w × rows) · hidden (rows × dim)
-    GemmSpec gw;
-    gw.inType = dtype;
-    gw.outType = F32;
-    gw.transA = true;
-    gw.M = w;
-    gw.N = dim;
-    gw.K = rows;
-    gw.A = dchunk.get();
-    gw.B = hidden;
-    gw.C = dw + c0 * dim;
-    gemm(gw);
+    if (wantWeight) {
+      // dweight[c0 : c0 + w] = dchunkᵀ (w × rows) · hidden (rows × dim)
+      GemmSpec gw;
+      gw.inType = dtype;
+      gw.outType = F32;
+      gw.transA = true;
+      gw.M = w;
+      gw.N = dim;
+      gw.K = rows;
+      gw.A = dchunk.get();
+      gw.B = hidden;
+      gw.C = dw + c0 * dim;
+      gemm(gw);
+    }
   }
   if (!direct) {
     if (rows * dim > 0) toDtypeKernel<<<gridFor(rows * dim), 256, 0, stream()>>>(dh, Out{dhidden, dtype}, rows * dim);
-    if (vocab * dim > 0) toDtypeKernel<<<gridFor(vocab * dim), 256, 0, stream()>>>(dw, Out{dweight, dtype}, vocab * dim);
+    if (wantWeight && vocab * dim > 0) toDtypeKernel<<<gridFor(vocab * dim), 256, 0, stream()>>>(dw, Out{dweight, dtype}, vocab * dim);
   }
 }
 

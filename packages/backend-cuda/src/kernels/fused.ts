@@ -223,12 +223,12 @@ const linearCrossEntropyGrad: CudaKernel = ([dloss, hidden, weight, targets, lse
   const chunkSize = checkChunkSize(k, attrs.chunkSize);
   const { rows, dim, vocab } = linearDims(hidden, weight, k);
   const dhidden = b.output(hidden.shape, hidden.dtype, k);
-  const dweight = b.output(weight.shape, weight.dtype, k);
+  const dweight = attrs.weightGrad === false ? undefined : b.output(weight.shape, weight.dtype, k);
   b.launch(k, k, [
     ...b.ref(dloss, k), b.address(hidden, k), b.address(weight, k), b.ref(hidden, k)[1], b.address(targets, k), ...b.ref(lse, k),
     b.address(dhidden, k), b.address(dweight, k), rows, dim, vocab, attrs.ignoreIndex as number, chunkSize,
   ]);
-  return [dhidden, dweight];
+  return dweight ? [dhidden, dweight] : [dhidden];
 };
 
 // ---- optimizer ----

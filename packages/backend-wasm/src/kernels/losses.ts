@@ -100,16 +100,16 @@ const linearCrossEntropyGrad = wasmKernel((call, [dloss, hidden, weight, targets
   const lseP = call.f32(lse);
   const dl = call.f32(dloss);
   const dh = call.out(hidden.shape, hidden.dtype, true);
-  const dw = call.out(weight.shape, weight.dtype);
+  const dw = attrs.weightGrad === false ? null : call.out(weight.shape, weight.dtype);
   const chunk = call.tempF32(rows * Math.min(chunkSize, vocab));
   for (let c0 = 0; c0 < vocab; c0 += chunkSize) {
     const width = Math.min(chunkSize, vocab - c0);
     chunkLogits(call, h, w, rows, dim, c0, width, chunk);
     call.k.softmaxXentGrad(chunk, lseP, call.ptr(targets), dl, chunk, rows, width, width, c0, ignoreIndex);
     gemm(call, rows, dim, width, chunk, false, w + c0 * dim * 4, false, dh.ptr, dim, true);
-    gemm(call, width, dim, rows, chunk, true, h, false, dw.ptr + c0 * dim * 4, dim, false);
+    if (dw) gemm(call, width, dim, rows, chunk, true, h, false, dw.ptr + c0 * dim * 4, dim, false);
   }
-  return [dh.info(), dw.info()];
+  return dw ? [dh.info(), dw.info()] : [dh.info()];
 });
 
 export function lossKernels(): Record<string, KernelFunc> {

@@ -39,8 +39,8 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
   return run('embedding', [table, ids]);
 }
 
-defineGrad('embedding', ([dy], { inputs: [table, ids] }) => [
-  run('embeddingGrad', [dy!, ids], { vocab: table.shape[0], dtype: table.dtype }),
+defineGrad('embedding', ([dy], { inputs: [table, ids], needsGrad: [needTable] }) => [
+  needTable ? run('embeddingGrad', [dy!, ids], { vocab: table.shape[0], dtype: table.dtype }) : null,
   null,
 ], { inputs: [1], outputs: [] });
 
@@ -236,9 +236,10 @@ export function linearCrossEntropy(hidden: Tensor, weight: Tensor, targets: Tens
   return meanOverValid(rows, flatTargets, ignoreIndex);
 }
 
-defineGrad('linearCrossEntropy', ([dloss], { inputs: [hidden, weight, targets], outputs: [, lse], attrs }) => {
-  const [dh, dw] = runMulti('linearCrossEntropyGrad', [dloss!, hidden, weight, targets, lse], attrs);
-  return [dh, dw, null];
+// weightGrad false (a frozen head, e.g. the tied embedding under LoRA): the kernel skips dweight's GEMMs.
+defineGrad('linearCrossEntropy', ([dloss], { inputs: [hidden, weight, targets], outputs: [, lse], attrs, needsGrad }) => {
+  const [dh, dw] = runMulti('linearCrossEntropyGrad', [dloss!, hidden, weight, targets, lse], { ...attrs, weightGrad: needsGrad[1] });
+  return [dh, dw ?? null, null];
 }, { inputs: 'all', outputs: [1] });
 
 function meanOverValid(rows: Tensor, targets: Tensor, ignoreIndex: number): Tensor {

@@ -265,13 +265,14 @@ defineGrad('max', ([dy], { inputs: [x], outputs: [y], attrs }) => {
   const count = sum(mask, axes, true);
   return [mul(div(mask, count), reshape(g(dy), keptShape))];
 });
-defineGrad('matmul', ([dy], { inputs: [a, b], attrs }) => {
+// Only the gradients that are used: a frozen weight (LoRA's base layers) costs no weight-gradient GEMM.
+defineGrad('matmul', ([dy], { inputs: [a, b], attrs, needsGrad: [needA, needB] }) => {
   const tA = Boolean(attrs.transA);
   const tB = Boolean(attrs.transB);
   const d = g(dy);
-  const da = tA ? matmul(b, d, { transA: tB, transB: true }) : matmul(d, b, { transB: !tB });
-  const db = tB ? matmul(d, a, { transA: true, transB: tA }) : matmul(a, d, { transA: !tA });
-  return [sumToShape(da, a.shape), sumToShape(db, b.shape)];
+  const da = !needA ? null : tA ? matmul(b, d, { transA: tB, transB: true }) : matmul(d, b, { transB: !tB });
+  const db = !needB ? null : tB ? matmul(d, a, { transA: true, transB: tA }) : matmul(a, d, { transA: !tA });
+  return [da && sumToShape(da, a.shape), db && sumToShape(db, b.shape)];
 }, SAVES_INPUTS);
 defineGrad('slice', ([dy], { inputs: [x], attrs }) => [run('padSlice', [g(dy)], { shape: x.shape, begin: attrs.begin })], SAVES_NOTHING);
 defineGrad('sumSquares', ([dy], { inputs }) => inputs.map((x) => mul(x, cast(mulScalar(g(dy), 2), x.dtype))), SAVES_INPUTS);

@@ -397,7 +397,10 @@ function linearCrossEntropyCase(grad: boolean): KernelCase {
         if (!grad) return v(label, [hidden, weight, targets], attrs);
         const lse = cpuLse('linearCrossEntropy', [hidden, weight, targets], attrs);
         return v(label, [g.normal([rows], 'f32'), hidden, weight, targets, lse], attrs);
-      }),
+      }).flatMap((variant) =>
+        // A frozen head: only dhidden (the weight's GEMMs are skipped).
+        grad ? [variant, { ...variant, label: `${variant.label}, no weight gradient`, attrs: { ...variant.attrs, weightGrad: false } }] : [variant],
+      ),
   };
 }
 

@@ -206,13 +206,14 @@ const linearCrossEntropyGrad: KernelFunc = ([dloss, hidden, weight, targets, lse
   const [rows, dim] = hidden.shape;
   const vocab = weight.shape[0];
   const dhidden = new Float32Array(rows * dim);
-  const dweight = new Float32Array(vocab * dim);
+  const dweight = attrs.weightGrad === false ? null : new Float32Array(vocab * dim);
   math.linearCrossEntropyBackward({
     rows, dim, vocab, hidden: f32(hidden), weight: f32(weight), targets: i32(targets, 'linearCrossEntropy targets'),
     ignoreIndex: attrs.ignoreIndex as number, chunkSize: attrs.chunkSize as number, lse: f32(lse), dloss: f32(dloss),
     dhidden, dweight,
   });
-  return [output(backend, hidden.shape, hidden.dtype, dhidden), output(backend, weight.shape, weight.dtype, dweight)];
+  const dh = output(backend, hidden.shape, hidden.dtype, dhidden);
+  return dweight ? [dh, output(backend, weight.shape, weight.dtype, dweight)] : [dh];
 };
 
 /** Decoupled-weight-decay Adam; param, m and v are f32 (master weights and optimizer state). */

@@ -73,8 +73,8 @@ export interface LinearCrossEntropyBackwardArgs extends LinearCrossEntropyInputs
   dloss: FArray;
   /** (rows, dim), accumulated (+=). */
   dhidden: FArray;
-  /** (vocab, dim), accumulated (+=). */
-  dweight: FArray;
+  /** (vocab, dim), accumulated (+=); null when the weight's gradient is not wanted. */
+  dweight: FArray | null;
 }
 
 function checkSizes(where: string, sizes: Record<string, number>, arrays: Record<string, [ArrayLike<number>, number]>): void {
@@ -257,7 +257,7 @@ export function linearCrossEntropyBackward(args: LinearCrossEntropyBackwardArgs)
     lse: [lse, rows],
     dloss: [dloss, rows],
     dhidden: [dhidden, rows * dim],
-    dweight: [dweight, vocab * dim],
+    ...(dweight ? { dweight: [dweight, vocab * dim] as [FArray, number] } : {}),
   });
   checkChunkSize(where, chunkSize);
   checkTargets(where, vocab, targets, ignoreIndex);
@@ -275,7 +275,7 @@ export function linearCrossEntropyBackward(args: LinearCrossEntropyBackwardArgs)
         const dlogit = (softmax - (v === t ? 1 : 0)) * dloss[r];
         for (let d = 0; d < dim; d++) {
           dhidden[r * dim + d] += dlogit * weight[v * dim + d];
-          dweight[v * dim + d] += dlogit * hidden[r * dim + d];
+          if (dweight) dweight[v * dim + d] += dlogit * hidden[r * dim + d];
         }
       }
     }
