@@ -1,6 +1,6 @@
 // Shared by the kernel benchmarks: the device's peak bandwidth, per-call GPU times from the profiler, fingerprints.
 import * as T from '@mamba-ts/tensor';
-import { takeProfile } from '../src/index.js';
+import { cudaStatus, isAvailable, registerCudaBackend, setCudaOption, takeProfile, unavailableReason } from '../src/index.js';
 
 /** Vendor datasheet memory bandwidth (bytes/s) by device name; the addon does not report the memory clock. */
 const PEAK_BANDWIDTH: [RegExp, number][] = [
@@ -47,4 +47,19 @@ export async function medianGpuMs(kernel: string, inputs: T.Tensor[], attrs: Rec
   }
   times.sort((a, b) => a - b);
   return times[Math.floor(times.length / 2)];
+}
+
+/**
+ * Activates cuda in profiling mode and returns the device's name and peak bandwidth; where CUDA cannot run, prints
+ * {"skipped": reason} and returns null.
+ */
+export function startProfiledCuda(): { device: string; peak: ReturnType<typeof peakBandwidth> } | null {
+  if (!isAvailable()) {
+    console.log(JSON.stringify({ skipped: unavailableReason() }));
+    return null;
+  }
+  registerCudaBackend({ activate: true });
+  setCudaOption('profile', 1);
+  const device = cudaStatus().device?.name ?? 'unknown';
+  return { device, peak: peakBandwidth(device) };
 }

@@ -7,8 +7,8 @@
 // prints JSON, then the same as a table. Gradient fingerprints show whether two backward calls agree bit for bit.
 //   node bench-conv-norm.mjs [B L E W D]
 import * as T from '@mamba-ts/tensor';
-import { cudaStatus, isAvailable, registerCudaBackend, setCudaOption, takeProfile, unavailableReason } from '../src/index.js';
-import { bytesOf, fingerprint, medianGpuMs, peakBandwidth } from './common.js';
+import { setCudaOption, takeProfile } from '../src/index.js';
+import { bytesOf, fingerprint, medianGpuMs, startProfiledCuda } from './common.js';
 
 const [B, L, E, W, D] = process.argv.length >= 7 ? process.argv.slice(2, 7).map(Number) : [8, 1024, 1536, 4, 768];
 const ITERS = 25;
@@ -28,14 +28,9 @@ interface Result {
 }
 
 async function main(): Promise<void> {
-  if (!isAvailable()) {
-    console.log(JSON.stringify({ skipped: unavailableReason() }));
-    return;
-  }
-  registerCudaBackend({ activate: true });
-  setCudaOption('profile', 1);
-  const device = cudaStatus().device?.name ?? 'unknown';
-  const peak = peakBandwidth(device);
+  const cuda = startProfiledCuda();
+  if (!cuda) return;
+  const { device, peak } = cuda;
   const n = (shape: number[], seed: number, std: number, mean = 0) => T.randomNormal(shape, { seed, std, mean });
   const f32 = {
     x: n([B, L, E], 1, 1), weight: n([E, W], 2, 0.3), bias: n([E], 3, 0.1), dy: n([B, L, E], 4, 1),

@@ -8,8 +8,8 @@
 //   node bench-elementwise.mjs [rows]        (rows defaults to 8192 = 8 × 1024 tokens)
 import * as T from '@mamba-ts/tensor';
 import { sizeOf } from '@mamba-ts/tensor';
-import { cudaStatus, isAvailable, registerCudaBackend, setCudaOption, unavailableReason } from '../src/index.js';
-import { bytesOf, medianGpuMs, peakBandwidth } from './common.js';
+import { setCudaOption } from '../src/index.js';
+import { bytesOf, medianGpuMs, startProfiledCuda } from './common.js';
 
 const ROWS = process.argv.length >= 3 ? Number(process.argv[2]) : 8192;
 const [D, E, WIDE, BATCH, SEQ] = [768, 1536, 3104, 8, ROWS / 8];
@@ -28,14 +28,9 @@ interface Result {
 }
 
 async function main(): Promise<void> {
-  if (!isAvailable()) {
-    console.log(JSON.stringify({ skipped: unavailableReason() }));
-    return;
-  }
-  registerCudaBackend({ activate: true });
-  setCudaOption('profile', 1);
-  const device = cudaStatus().device?.name ?? 'unknown';
-  const peak = peakBandwidth(device);
+  const cuda = startProfiledCuda();
+  if (!cuda) return;
+  const { device, peak } = cuda;
   const results: Result[] = [];
   const normal = (shape: number[], seed: number, dtype: T.DType) => T.tidy(() => T.cast(T.randomNormal(shape, { seed, std: 1 }), dtype));
 
