@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { MAMBA_PRESETS, RECOMPUTE_MODES, type MambaPreset, type RecomputeMode } from '@mamba-ts/ssm';
+import { MAMBA_PRESETS, parseRecomputeMode, type MambaPreset, type RecomputeMode } from '@mamba-ts/ssm';
 
 export const TRAIN_MODES = ['full-fp32', 'full-bf16', 'full-f16', 'lora-fp32', 'lora-bf16', 'lora-f16'] as const;
 export const INFER_MODES = ['prefill', 'decode'] as const;
@@ -29,7 +29,7 @@ export interface BenchOptions {
   json: boolean;
   quiet: boolean;
   seed: number;
-  /** Per-layer activation checkpointing in the training modes. */
+  /** Activation recomputation in the training modes: none, ssm (the conv/scan part of each layer) or layer. */
   recompute: RecomputeMode;
 }
 
@@ -129,7 +129,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | null {
     steps: int('steps', s('steps'), 5),
     warmup: int('warmup', s('warmup'), 1, 0),
     decodeBatch: int('decode-batch', s('decode-batch'), 8),
-    decodeTokens: int('decode-tokens', s('decode-tokens'), 32),
+    decodeTokens: int('decode-tokens', s('decode-tokens'), 32, 2),
     scalingLengths: intList('scaling-lengths', s('scaling-lengths'), [64, 128, 256]),
     scalingBatches: intList('scaling-batches', s('scaling-batches'), [1, 4]),
     loraRank: int('lora-rank', s('lora-rank'), 8),
@@ -139,12 +139,15 @@ export function parseBenchArgs(argv: string[]): BenchOptions | null {
     json: Boolean(values.json),
     quiet: Boolean(values.quiet),
     seed: int('seed', s('seed'), 0, 0),
-    recompute: recomputeMode(s('recompute')),
+    recompute: usage(() => parseRecomputeMode(s('recompute') ?? 'none', '--recompute')),
   };
 }
 
-function recomputeMode(value: string | undefined): RecomputeMode {
-  const mode = (value ?? 'none') as RecomputeMode;
-  if (!RECOMPUTE_MODES.includes(mode)) throw new BenchUsageError(`--recompute: unknown mode "${value}"; valid modes: ${RECOMPUTE_MODES.join(', ')}.`);
-  return mode;
+/** Runs `parse`, turning its error into a usage error. */
+function usage<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    throw new BenchUsageError((e as Error).message);
+  }
 }

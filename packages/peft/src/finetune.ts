@@ -3,7 +3,7 @@ import { appendFile, copyFile, mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import * as T from '@mamba-ts/tensor';
 import { writeSafetensorsFile } from '@mamba-ts/tensor/node';
-import { RECOMPUTE_MODES, fromPretrained, mambaConfigToJson, type MambaLM, type RecomputeMode } from '@mamba-ts/ssm';
+import { fromPretrained, mambaConfigToJson, parseRecomputeMode, type MambaLM, type RecomputeMode } from '@mamba-ts/ssm';
 import { saveAdapter } from './adapter.js';
 import { findCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import {
@@ -167,7 +167,7 @@ function resolveOptions(o: FinetuneOptions): Resolved {
     alpha: o.alpha ?? 2 * rank,
     loraDropout: o.loraDropout ?? 0,
     rslora: o.rslora ?? false,
-    recompute: parseRecompute(o.recompute ?? 'none'),
+    recompute: parseRecomputeMode(o.recompute ?? 'none', 'recompute'),
     lr: o.lr ?? (mode === 'lora' ? 2e-3 : 1e-4),
     steps: o.steps,
     batchSize: o.batchSize ?? 4,
@@ -448,12 +448,4 @@ export async function runFinetune(options: FinetuneOptions): Promise<FinetuneRes
     optimizer?.dispose();
     model.dispose();
   }
-}
-
-
-function parseRecompute(mode: string): RecomputeMode {
-  if (!RECOMPUTE_MODES.includes(mode as RecomputeMode)) {
-    throw new Error(`--recompute: unknown mode "${mode}"; valid modes: ${RECOMPUTE_MODES.join(', ')}.`);
-  }
-  return mode as RecomputeMode;
 }

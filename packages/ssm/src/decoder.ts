@@ -1,6 +1,6 @@
 import {
   Embedding, Linear, add, argmax, cast, convStep, embedding, engine, matmul, reshape, residualRmsNorm, ssmStep, zeros,
-  type CapturedGraph, type Tensor,
+  type CapturedGraph, type DType, type Tensor,
 } from '@mamba-ts/tensor';
 import type { MambaLM } from './model.js';
 import { MambaState } from './state.js';
@@ -27,6 +27,8 @@ interface LayerWeights {
 }
 
 interface StepWeights {
+  /** The compute dtype the weights were cast to. */
+  dtype: DType;
   embeddings: Tensor;
   layers: LayerWeights[];
   normF: Tensor;
@@ -60,7 +62,7 @@ export class Decoder {
   readonly #state: MambaState;
   #logits: Tensor | null = null;
   #graph: CapturedGraph | null = null;
-  readonly #capture: boolean;
+  #capture: boolean;
   #disposed = false;
 
   constructor(model: MambaLM, batch: number, { state, capture = true }: DecoderOptions = {}) {
@@ -144,7 +146,14 @@ export class Decoder {
     if (this.#capture) {
       // One eager step first (results dropped): GEMM plans get chosen outside the capture.
       engine().noGrad(() => engine().tidy(() => void this.#compute()));
-      const { result, graph } = engine().capture(() => this.#stepInPlace());
+      let captured: { result: Tensor; graph: CapturedGraph };
+      try {
+        captured = engine().capture(() => this.#stepInPlace());
+      } catch (e) {
+        this.#capture = false; // later steps run eagerly instead of failing the same way again
+        throw e;
+      }
+      const { result, graph } = captured;
       this.#graph = graph;
       this.#logits = result.keep();
       graph.replay();
@@ -185,7 +194,7 @@ export class Decoder {
  */
 function fusedStep(model: MambaLM, w: StepWeights, ids: Tensor, state: MambaState): { logits: Tensor; state: MambaState } {
   const { layerNormEpsilon: eps, residualInFp32 } = model.config;
-  const dtype = model.computeDType;
+  const { dtype } = w;
   let residual = cast(embedding(w.embeddings, ids), residualInFp32 ? 'f32' : dtype);
   let update: Tensor | null = null;
   const next = w.layers.map((layer, i) => {
@@ -211,8 +220,8 @@ function project(x: Tensor, p: Projection): Tensor {
 
 /**
  * The weights of the fused step in the compute dtype, or null where it cannot run: a projection that is not a
- * plain Linear/Embedding (e.g. an unmerged LoRA adapter) or a backend without the fused kernels. `copies` are the
- * tensors made here (casts, the conv kernel view), for dispose; the rest are the parameters themselves.
+ * plain Linear/Embedding (e.g. an unmerged LoRA adapter) or a backend without the fused kernels. Every tensor is the
+ * decoder's own (a cast or a view that keeps the parameter's storage alive); `copies` lists them for dispose.
  */
 function fusedWeights(model: MambaLM): StepWeights | null {
   const e = engine();
@@ -231,27 +240,30 @@ function fusedWeights(model: MambaLM): StepWeights | null {
     copies.push(t.keep());
     return t;
   };
-  const asCompute = (t: Tensor): Tensor => (t.dtype === dtype ? t : copy(cast(t, dtype)));
+  // Views (not copies) of the parameters the step reads as they are: a captured graph must never outlive them.
+  const own = (t: Tensor): Tensor => copy(reshape(t, t.shape));
+  const asCompute = (t: Tensor): Tensor => copy(t.dtype === dtype ? reshape(t, t.shape) : cast(t, dtype));
   const linear = (m: unknown): Projection => {
     const { weight, bias } = m as Linear;
     return { weight: asCompute(weight.value), bias: bias ? asCompute(bias.value) : null };
   };
   const layers = model.backbone.layers.items.map(({ norm, mixer: m }): LayerWeights => ({
-    norm: norm.weight.value,
+    norm: own(norm.weight.value),
     inProj: linear(m.in_proj),
     convWeight: copy(m.conv1d.kernel()),
-    convBias: m.conv1d.bias?.value ?? null,
+    convBias: m.conv1d.bias ? own(m.conv1d.bias.value) : null,
     xProj: linear(m.x_proj),
-    dtWeight: (m.dt_proj as unknown as Linear).weight.value,
-    dtBias: m.dt_proj.bias?.value ?? null,
-    ALog: m.A_log.value,
-    D: m.D.value,
+    dtWeight: own((m.dt_proj as unknown as Linear).weight.value),
+    dtBias: m.dt_proj.bias ? own(m.dt_proj.bias.value) : null,
+    ALog: own(m.A_log.value),
+    D: own(m.D.value),
     outProj: linear(m.out_proj),
   }));
   return {
-    embeddings: embeddings.weight.value,
+    dtype,
+    embeddings: own(embeddings.weight.value),
     layers,
-    normF: model.backbone.norm_f.weight.value,
+    normF: own(model.backbone.norm_f.weight.value),
     head: asCompute(head.weight.value),
     copies,
   };

@@ -1,4 +1,4 @@
-import { checkSamplingOptions, concat, createSampler, engine, narrow, reshape, tensor, type SamplingOptions, type Tensor } from '@mamba-ts/tensor';
+import { checkSamplingOptions, concat, createSampler, isGreedy, engine, narrow, reshape, tensor, type SamplingOptions, type Tensor } from '@mamba-ts/tensor';
 import type { MambaLM } from './model.js';
 import { Decoder } from './decoder.js';
 import { MambaState } from './state.js';
@@ -35,7 +35,7 @@ export async function generate(model: MambaLM, prompts: readonly (readonly numbe
   checkSamplingOptions(opts);
   if (prompts.length === 0) return [];
   const sample = createSampler(opts);
-  const greedy = opts.greedy === true || opts.temperature === 0;
+  const greedy = isGreedy(opts);
   const V = model.config.vocabSize;
 
   const starts = prompts.map((p) => prefill(model, p));

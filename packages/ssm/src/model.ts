@@ -42,6 +42,14 @@ export class MambaBackbone extends Module {
 export type RecomputeMode = 'none' | 'ssm' | 'layer';
 export const RECOMPUTE_MODES: readonly RecomputeMode[] = ['none', 'ssm', 'layer'];
 
+/** A recompute mode from text (a flag or option value); `where` names it in the error. */
+export function parseRecomputeMode(value: string, where = 'recompute'): RecomputeMode {
+  if (!RECOMPUTE_MODES.includes(value as RecomputeMode)) {
+    throw new Error(`${where}: unknown mode "${value}"; valid modes: ${RECOMPUTE_MODES.join(', ')}.`);
+  }
+  return value as RecomputeMode;
+}
+
 export interface ForwardOptions {
   /** Continue from this state (e.g. after a shared prompt prefix). */
   state?: MambaState | null;

@@ -45,8 +45,9 @@ export interface Backend {
   /** In-place copies, each of `size` elements of `dtype` from `src` over `dst` (optional: `engine().assign`). */
   copy?(pairs: readonly BufferCopy[]): void;
   /**
-   * Optional: runs `record` while capturing every kernel it launches into a graph replayable with one call
-   * (CUDA graphs). Buffers allocated during the capture stay reserved for the graph until it is disposed.
+   * Optional: runs `record` while recording every kernel it launches into a graph, without executing them; the
+   * graph's `replay()` executes them, with one call (CUDA graphs). Buffers allocated during the capture stay
+   * reserved for the graph until it is disposed.
    */
   capture?(record: () => void): CapturedGraph;
 }

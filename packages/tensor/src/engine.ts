@@ -175,6 +175,7 @@ export class Engine {
     const backend = this.#inPlace('assign', pairs[0][0], 'copy');
     backend.copy!(
       pairs.map(([dst, src], i) => {
+        dst.assertAlive('assign');
         src.assertAlive('assign');
         if (src.storage.backend !== backend || dst.storage.backend !== backend || src.dtype !== dst.dtype || src.size !== dst.size) {
           throw new Error(
@@ -199,9 +200,10 @@ export class Engine {
   }
 
   /**
-   * Runs `f` once (no gradients), capturing every kernel it launches into a graph: `graph.replay()` re-runs them
-   * on the same buffers with one call, reading the inputs' current values and overwriting `result`'s tensors.
-   * Inputs must stay alive while the graph is used; feed new values with `write`/`assign` between replays.
+   * Runs `f` (no gradients) while recording every kernel it launches into a graph. The recorded kernels do not run
+   * yet: `graph.replay()` runs them, each time on the same buffers, reading the inputs' current values and
+   * overwriting `result`'s tensors. Inputs must stay alive while the graph is used; feed new values with
+   * `write`/`assign` between replays.
    */
   capture<T>(f: () => T): { result: T; graph: CapturedGraph } {
     const backend = this.getBackend();
@@ -209,11 +211,19 @@ export class Engine {
       throw new Error(`capture: backend "${backend.name}" cannot capture work into a graph; check engine().canCapture() first.`);
     }
     if (this.#tape) throw new Error('capture: gradients cannot be recorded inside a capture; capture inference work only.');
-    let result!: T;
-    const graph = backend.capture(() => {
-      result = this.noGrad(() => this.tidy(f));
-    });
-    return { result, graph };
+    let result: T | undefined;
+    let graph: CapturedGraph;
+    try {
+      graph = backend.capture(() => {
+        result = this.noGrad(() => this.tidy(f));
+      });
+    } catch (e) {
+      const made = new Set<Tensor>();
+      collectTensors(result, made);
+      for (const t of made) t.dispose();
+      throw e;
+    }
+    return { result: result as T, graph };
   }
 
   releaseTensor(t: Tensor): void {
@@ -453,8 +463,8 @@ export class Engine {
     const disabled = this.#gradDisabled;
     return this.tidy(() => {
       const owned = this.#scopes.at(-1)!;
+      // Only the inputs tracked outside: an input that needs no gradient must not bring back work gradients skip.
       const tape: Tape = { nodes: [], tracked: new Set(outerTracked), held: new Set() };
-      for (const t of node.inputs) tape.tracked.add(t.id);
       this.#tape = tape;
       this.#gradDisabled = 0;
       let outputs: Tensor[];

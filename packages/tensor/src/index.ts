@@ -23,7 +23,7 @@ export { clipGradNorm } from './optim/clip.js';
 export { linearSchedule, cosineSchedule, constantSchedule, type ScheduleOptions } from './optim/schedule.js';
 export { CpuBackend, registerCpuBackend } from './backends/cpu/index.js';
 export * as cpuMath from './backends/cpu/math/index.js';
-export { createSampler, checkSamplingOptions, argmax as argmaxOf, type SamplingOptions } from './sampling.js';
+export { createSampler, checkSamplingOptions, isGreedy, argmax as argmaxOf, type SamplingOptions } from './sampling.js';
 export * from './io/safetensors.js';
 export { tensorFromSafetensors, safetensorsEntry } from './io/tensor-io.js';
 

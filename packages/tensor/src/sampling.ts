@@ -30,10 +30,15 @@ export function argmax(row: ArrayLike<number>): number {
  * A function picking the next token from one row of logits. Order as in Hugging Face generate: temperature, then
  * top-k, then top-p, then a draw from the renormalised distribution.
  */
+/** Whether the options pick the most likely token (greedy, or temperature 0). */
+export function isGreedy(opts: SamplingOptions): boolean {
+  return opts.greedy === true || opts.temperature === 0;
+}
+
 export function createSampler(opts: SamplingOptions = {}): (logits: ArrayLike<number>) => number {
   const { temperature = 1, topK = 0, topP = 1, seed = 0 } = opts;
   checkSamplingOptions({ temperature, topK, topP });
-  if (opts.greedy || temperature === 0) return argmax;
+  if (isGreedy(opts)) return argmax;
   const random = mulberry32(seed);
   return (logits) => {
     const order = Array.from({ length: logits.length }, (_, i) => i).sort((a, b) => logits[b] - logits[a]);

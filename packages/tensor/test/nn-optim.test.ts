@@ -64,6 +64,22 @@ describe('optimizers', () => {
     expect(norm.toFloat32Sync()[0]).toBeCloseTo(5, 5);
     expect(grads[0].toFloat32Sync()[0]).toBeCloseTo(0.6, 5);
     expect(grads[1].toFloat32Sync()[0]).toBeCloseTo(0.8, 5);
+    const empty = T.clipGradNorm([], 1);
+    expect([empty.grads.length, empty.norm.toFloat32Sync()[0]]).toEqual([0, 0]);
+  });
+
+  test('a frozen parameter is cast once per dtype; unfreezing drops the copy', () => {
+    const p = new T.Parameter(T.tensor([1.5, -2]), { requiresGrad: false });
+    const a = p.as('bf16');
+    expect(p.as('bf16')).toBe(a);
+    const live = T.memory().liveTensors;
+    p.requiresGrad = true;
+    const fresh = p.as('bf16');
+    expect(fresh).not.toBe(a);
+    expect(a.isDisposed).toBe(true);
+    expect(T.memory().liveTensors).toBe(live);
+    fresh.dispose();
+    p.dispose();
   });
 
   test('schedules warm up linearly then decay', () => {

@@ -1,3 +1,4 @@
+import type { RecomputeMode } from '@mamba-ts/ssm';
 import type { InferResult } from '../infer.js';
 import type { TrainResult } from '../train.js';
 
@@ -33,7 +34,7 @@ export interface BenchReport {
     modes: string[];
     lora: { rank: number; alpha: number; targets: string[] };
     seed: number;
-    recompute: 'none' | 'ssm' | 'layer';
+    recompute: RecomputeMode;
   };
   training: TrainResult[];
   ratios: { mode: string; tokensPerSecond: number; memoryPerTokenReduction: number }[];

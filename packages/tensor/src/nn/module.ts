@@ -20,13 +20,17 @@ export class Parameter {
   }
 
   /**
-   * The value in `dtype` (e.g. an f32 master weight for a bf16 matmul). A frozen parameter's copy is made once and
-   * kept until the value changes, so frozen weights are not cast again every step.
+   * The value in `dtype` (e.g. an f32 master weight for a bf16 matmul), owned by the parameter or the current scope:
+   * do not dispose it. A frozen parameter's copy is made once and kept until the value changes or the parameter is
+   * unfrozen, so frozen weights are not cast again every step.
    */
   as(dtype: DType): Tensor {
     if (this.#value.dtype === dtype) return this.#value;
-    if (this.requiresGrad) return cast(this.#value, dtype);
-    if (this.#cast?.dtype !== dtype) {
+    if (this.requiresGrad) {
+      this.#dropCast();
+      return cast(this.#value, dtype);
+    }
+    if (this.#cast?.dtype !== dtype || this.#cast.isDisposed) {
       this.#cast?.dispose();
       this.#cast = engine().noGrad(() => cast(this.#value, dtype)).keep();
     }

@@ -98,7 +98,6 @@ export function split(x: Tensor, sizes: readonly number[], axis = -1): Tensor[] 
 
 /** Σ over every element of every tensor of x², as one f32 scalar (e.g. a global gradient norm²), in one kernel. */
 export function sumSquares(xs: readonly Tensor[]): Tensor {
-  if (xs.length === 0) throw new Error('sumSquares: needs at least one tensor.');
   for (const [i, x] of xs.entries()) {
     if (x.dtype === 'i32') throw new Error(`sumSquares: tensor ${i} is i32; give floating-point tensors.`);
   }
