@@ -420,9 +420,14 @@ export class Engine {
           if (!gradFn) throw new Error(`No gradient is registered for kernel "${node.kernel}".`);
           const needsGrad = node.inputs.map((t) => tape.tracked.has(t.id));
           const dxs = this.tidy(() => gradFn(dys, { ...node, needsGrad })); // frees the gradient's own temporaries
+          const unused = new Set<Tensor>();
           node.inputs.forEach((input, k) => {
             const dx = dxs[k];
-            if (!dx || !tape.tracked.has(input.id)) return;
+            if (!dx) return;
+            if (!tape.tracked.has(input.id)) {
+              unused.add(dx);
+              return;
+            }
             if (!shapesEqual(dx.shape, input.shape)) {
               throw new Error(
                 `Gradient of "${node.kernel}" input ${k} has shape ${formatShape(dx.shape)}, expected ${formatShape(input.shape)}.`,
@@ -430,6 +435,10 @@ export class Engine {
             }
             addGrad(input.id, dx);
           });
+          // A gradient nobody asked for (a kernel that computes all of its inputs' at once) goes now, not at the end.
+          for (const dx of unused) {
+            if (!gradRefs.has(dx) && !keep.has(dx) && !node.inputs.includes(dx) && !node.outputs.includes(dx)) dx.dispose();
+          }
         }
         for (const o of node.outputs) dropGrad(o.id);
       }
