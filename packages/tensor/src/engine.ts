@@ -20,6 +20,9 @@ export interface GradSaves {
   outputs?: 'all' | readonly number[];
 }
 
+/** Saves fixed per kernel, or chosen per node from which inputs need a gradient (e.g. matmul with a frozen weight). */
+export type GradSavesRule = GradSaves | ((needsGrad: readonly boolean[]) => GradSaves);
+
 /** Maps the gradients of a kernel's outputs to the gradients of its inputs (null where none flows). */
 export type GradFunc = (dys: readonly (Tensor | null)[], ctx: GradContext) => readonly (Tensor | null | undefined)[];
 
@@ -33,6 +36,8 @@ export interface MemoryInfo {
 
 interface TapeNode extends Omit<GradContext, 'needsGrad'> {
   readonly kernel: string;
+  /** What the gradient reads, resolved when the node was recorded. */
+  readonly saves: GradSaves;
 }
 
 interface Tape {
@@ -55,7 +60,7 @@ export class Engine {
   readonly #backends = new Map<string, Backend>();
   readonly #kernels = new Map<string, Map<string, KernelFunc>>();
   readonly #gradients = new Map<string, GradFunc>();
-  readonly #saves = new Map<string, GradSaves>();
+  readonly #saves = new Map<string, GradSavesRule>();
   readonly #fallbacks = new Map<string, number>();
   readonly #liveTensors = new Map<string, number>();
   readonly #scopes: Scope[] = [];
@@ -111,7 +116,7 @@ export class Engine {
     return [...(this.#kernels.get(backendName)?.keys() ?? [])].sort();
   }
 
-  registerGradient(kernelName: string, fn: GradFunc, saves: GradSaves = {}): void {
+  registerGradient(kernelName: string, fn: GradFunc, saves: GradSavesRule = {}): void {
     this.#gradients.set(kernelName, fn);
     this.#saves.set(kernelName, saves);
   }
@@ -300,9 +305,10 @@ export class Engine {
   #recordIfTracked(kernel: string, inputs: readonly Tensor[], outputs: readonly Tensor[], attrs: Record<string, unknown>): void {
     const tape = this.#tape;
     if (!tape || this.#gradDisabled > 0 || !inputs.some((t) => tape.tracked.has(t.id))) return;
-    tape.nodes.push({ kernel, inputs, outputs, attrs });
+    const rule = this.#saves.get(kernel) ?? {};
+    const saves = typeof rule === 'function' ? rule(inputs.map((t) => tape.tracked.has(t.id))) : rule;
+    tape.nodes.push({ kernel, inputs, outputs, attrs, saves });
     // Only what the gradient reads is held: a nested tidy may free the rest as soon as its scope ends.
-    const saves = this.#saves.get(kernel) ?? {};
     holdSaved(tape.held, inputs, saves.inputs);
     holdSaved(tape.held, outputs, saves.outputs);
     for (const o of outputs) if (o.dtype !== 'i32') tape.tracked.add(o.id);
@@ -360,7 +366,7 @@ export class Engine {
     const tape = this.#tape;
     if (!tape || this.#gradDisabled > 0) return f(...inputs);
     const outputs = this.tidy(() => this.noGrad(() => f(...inputs)));
-    tape.nodes.push({ kernel: CHECKPOINT, inputs, outputs, attrs: { fn: f } });
+    tape.nodes.push({ kernel: CHECKPOINT, inputs, outputs, attrs: { fn: f }, saves: { inputs: 'all', outputs: 'all' } });
     for (const t of [...inputs, ...outputs]) tape.held.add(t);
     for (const o of outputs) if (o.dtype !== 'i32') tape.tracked.add(o.id);
     return outputs;
@@ -457,9 +463,8 @@ export class Engine {
         holdSaved(needed, node.inputs, 'all'); // the recomputation reads them
         continue;
       }
-      const saves = this.#saves.get(node.kernel) ?? {};
-      holdSaved(needed, node.inputs, saves.inputs);
-      holdSaved(needed, node.outputs, saves.outputs);
+      holdSaved(needed, node.inputs, node.saves.inputs);
+      holdSaved(needed, node.outputs, node.saves.outputs);
     }
     for (const node of tape.nodes) {
       for (const t of [...node.inputs, ...node.outputs]) if (!needed.has(t) && owned.has(t) && !keep.has(t)) t.dispose();

@@ -1,5 +1,5 @@
 import { assertDType, type DType, type TensorData, isHalf, matchesDType } from '../dtype.js';
-import { engine, type GradFunc, type GradSaves } from '../engine.js';
+import { engine, type GradFunc, type GradSaves, type GradSavesRule } from '../engine.js';
 import { encodeHalf } from '../half.js';
 import { assertValidShape, formatShape, sizeOf, type Shape } from '../shape.js';
 import type { Tensor } from '../tensor.js';
@@ -13,7 +13,7 @@ export function runMulti(kernel: string, inputs: readonly Tensor[], attrs: Recor
 }
 
 /** Registers a kernel's gradient and which of its tensors' values the gradient reads (default: all). */
-export function defineGrad(kernel: string, fn: GradFunc, saves?: GradSaves): void {
+export function defineGrad(kernel: string, fn: GradFunc, saves?: GradSavesRule): void {
   engine().registerGradient(kernel, fn, saves);
 }
 

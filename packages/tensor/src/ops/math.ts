@@ -272,7 +272,7 @@ defineGrad('matmul', ([dy], { inputs: [a, b], attrs, needsGrad: [needA, needB] }
   const da = !needA ? null : tA ? matmul(b, d, { transA: tB, transB: true }) : matmul(d, b, { transB: !tB });
   const db = !needB ? null : tB ? matmul(d, a, { transA: true, transB: tA }) : matmul(a, d, { transA: !tA });
   return [da && sumToShape(da, a.shape), db && sumToShape(db, b.shape)];
-}, SAVES_INPUTS);
+}, ([needA, needB]) => ({ inputs: [...(needB ? [0] : []), ...(needA ? [1] : [])], outputs: [] })); // da reads b, db reads a
 defineGrad('slice', ([dy], { inputs: [x], attrs }) => [run('padSlice', [g(dy)], { shape: x.shape, begin: attrs.begin })], SAVES_NOTHING);
 defineGrad('sumSquares', ([dy], { inputs }) => inputs.map((x) => mul(x, cast(mulScalar(g(dy), 2), x.dtype))), SAVES_INPUTS);
 // One concat of the parts' gradients (zeros for parts without one), not a padded copy per part added up.
