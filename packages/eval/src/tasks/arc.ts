@@ -1,39 +1,21 @@
-import { metricList, str } from './common.js';
-import type { Doc, TaskDefinition } from './task.js';
-
-interface LabeledChoices {
-  text: string[];
-  label: string[];
-}
-
-function checkAnswerKey(doc: Doc): string | undefined {
-  const { label } = doc.choices as LabeledChoices;
-  const key = str(doc, 'answerKey');
-  return label.includes(key) ? undefined : `answerKey ${JSON.stringify(key)} is not one of choices.label ${JSON.stringify(label)}.`;
-}
+import { MULTIPLE_CHOICE_ACC_NORM, labeledChoices, metricList, str } from './common.js';
+import type { TaskDefinition } from './task.js';
 
 function arcTask(name: 'arc_easy' | 'arc_challenge', datasetName: string): TaskDefinition {
   return {
+    ...MULTIPLE_CHOICE_ACC_NORM,
     name,
-    version: 1.0,
     datasetPath: 'allenai/ai2_arc',
     datasetName,
     evalSplit: 'test',
-    fewshotSplit: 'train',
-    sampler: 'default',
-    outputType: 'multiple_choice',
-    metrics: ['acc', 'acc_norm'],
-    description: '',
     schema: [
       { name: 'id', type: 'string' },
       { name: 'question', type: 'string' },
       { name: 'choices', type: 'labeled-choices' },
       { name: 'answerKey', type: 'string' },
     ],
-    checkRow: checkAnswerKey,
+    ...labeledChoices((doc) => str(doc, 'answerKey')),
     docToText: (doc) => 'Question: ' + str(doc, 'question') + '\nAnswer:',
-    docToTarget: (doc) => (doc.choices as LabeledChoices).label.indexOf(str(doc, 'answerKey')),
-    docToChoice: (doc) => (doc.choices as LabeledChoices).text,
     config: {
       group: ['ai2_arc'],
       training_split: 'train',

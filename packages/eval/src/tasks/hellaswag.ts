@@ -1,5 +1,5 @@
 import { pyCapitalize, pyStrip } from '../python-str.js';
-import { metricList, str } from './common.js';
+import { MULTIPLE_CHOICE_ACC_NORM, metricList, str } from './common.js';
 import type { Doc, TaskDefinition } from './task.js';
 
 /**
@@ -21,15 +21,10 @@ function processDoc(doc: Doc): Doc {
 }
 
 export const hellaswag: TaskDefinition = {
+  ...MULTIPLE_CHOICE_ACC_NORM,
   name: 'hellaswag',
-  version: 1.0,
   datasetPath: 'hellaswag',
   evalSplit: 'validation',
-  fewshotSplit: 'train',
-  sampler: 'default',
-  outputType: 'multiple_choice',
-  metrics: ['acc', 'acc_norm'],
-  description: '',
   schema: [
     { name: 'activity_label', type: 'string' },
     { name: 'ctx_a', type: 'string' },

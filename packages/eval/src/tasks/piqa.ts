@@ -1,16 +1,11 @@
-import { metricList, str } from './common.js';
+import { MULTIPLE_CHOICE_ACC_NORM, metricList, str } from './common.js';
 import type { TaskDefinition } from './task.js';
 
 export const piqa: TaskDefinition = {
+  ...MULTIPLE_CHOICE_ACC_NORM,
   name: 'piqa',
-  version: 1.0,
   datasetPath: 'piqa',
   evalSplit: 'validation',
-  fewshotSplit: 'train',
-  sampler: 'default',
-  outputType: 'multiple_choice',
-  metrics: ['acc', 'acc_norm'],
-  description: '',
   schema: [
     { name: 'goal', type: 'string' },
     { name: 'sol1', type: 'string' },
