@@ -49,16 +49,22 @@ export async function medianGpuMs(kernel: string, inputs: T.Tensor[], attrs: Rec
   return times[Math.floor(times.length / 2)];
 }
 
+/** Activates cuda; where CUDA cannot run, prints {"skipped": reason} and returns false. */
+export function startCuda(): boolean {
+  if (!isAvailable()) {
+    console.log(JSON.stringify({ skipped: unavailableReason() }));
+    return false;
+  }
+  registerCudaBackend({ activate: true });
+  return true;
+}
+
 /**
  * Activates cuda in profiling mode and returns the device's name and peak bandwidth; where CUDA cannot run, prints
  * {"skipped": reason} and returns null.
  */
 export function startProfiledCuda(): { device: string; peak: ReturnType<typeof peakBandwidth> } | null {
-  if (!isAvailable()) {
-    console.log(JSON.stringify({ skipped: unavailableReason() }));
-    return null;
-  }
-  registerCudaBackend({ activate: true });
+  if (!startCuda()) return null;
   setCudaOption('profile', 1);
   const device = cudaStatus().device?.name ?? 'unknown';
   return { device, peak: peakBandwidth(device) };

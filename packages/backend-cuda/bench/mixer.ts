@@ -1,16 +1,12 @@
 // Baseline timing of one Mamba-130m-shaped mixer layer on cuda (forward, and forward + backward), f32 and bf16
 // matmuls. A program, not a test: prints JSON. Run on a GPU host (tools/gpu/run-cuda-tests.sh bundles it).
 import * as T from '@mamba-ts/tensor';
-import { isAvailable, registerCudaBackend, unavailableReason } from '../src/index.js';
+import { startCuda } from './common.js';
 
 const [B, L, D, E, N, R, W] = [4, 1024, 768, 1536, 16, 48, 4];
 
 async function main(): Promise<void> {
-  if (!isAvailable()) {
-    console.log(JSON.stringify({ skipped: unavailableReason() }));
-    return;
-  }
-  registerCudaBackend({ activate: true });
+  if (!startCuda()) return;
   const n = (shape: number[], seed: number, std: number, mean = 0) => T.randomNormal(shape, { seed, std, mean });
   const p = {
     inProj: n([2 * E, D], 1, 0.02), convW: n([E, W], 2, 0.3), convB: n([E], 3, 0.1), xProj: n([R + 2 * N, E], 4, 0.02),

@@ -3,18 +3,13 @@
 // prints JSON, with a fingerprint of the gradients (bit-identical across runs when the backward is deterministic).
 //   node bench-scan.mjs [B L E N]
 import * as T from '@mamba-ts/tensor';
-import { isAvailable, registerCudaBackend, unavailableReason } from '../src/index.js';
-import { fingerprint } from './common.js';
+import { fingerprint, startCuda } from './common.js';
 
 const [B, L, E, N] = process.argv.length >= 6 ? process.argv.slice(2, 6).map(Number) : [8, 2048, 1536, 16];
 
 
 async function main(): Promise<void> {
-  if (!isAvailable()) {
-    console.log(JSON.stringify({ skipped: unavailableReason() }));
-    return;
-  }
-  registerCudaBackend({ activate: true });
+  if (!startCuda()) return;
   const n = (shape: number[], seed: number, std: number, mean = 0) => T.randomNormal(shape, { seed, std, mean });
   const f32 = {
     u: n([B, L, E], 1, 1), delta: n([B, L, E], 2, 0.5), A: T.neg(T.exp(n([E, N], 3, 0.5, 1))), B: n([B, L, N], 4, 1),

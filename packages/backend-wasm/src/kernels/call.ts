@@ -1,5 +1,5 @@
 import type { DType, KernelFunc, Shape, TensorInfo } from '@mamba-ts/tensor';
-import { bytesPerElement, sizeOf } from '@mamba-ts/tensor';
+import { bytesPerElement, sizeOf, stridesOf } from '@mamba-ts/tensor';
 import { bufferOf, DTYPE_KIND, type WasmBackend, type WasmBuffer } from '../backend.js';
 
 /** An output tensor whose values a kernel writes as float32 at `ptr`; `info()` stores them in the final dtype. */
@@ -105,15 +105,7 @@ export function wasmKernel(body: (call: Call, inputs: readonly TensorInfo[], att
   };
 }
 
-export function stridesOf(shape: Shape): number[] {
-  const strides = new Array<number>(shape.length);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    strides[i] = s;
-    s *= shape[i];
-  }
-  return strides;
-}
+export { stridesOf };
 
 /** Offset (in elements) of each broadcast batch index of `inShape` within `outShape`. */
 export function broadcastOffsets(inShape: Shape, outShape: Shape, blockSize: number): number[] {
