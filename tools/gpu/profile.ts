@@ -1,6 +1,7 @@
 // Where the time goes in the cuda backend: one full fp32 training step (peft's trainStep, as the bench runs it), one
 // LoRA + bf16 step, and decode steps, each with the profiling mode's GPU (CUDA events) and host tables.
-//   bundled by tools/gpu/run-profile.sh; on the GPU host: node profile.mjs [--batch 8] [--seq 1024] [--decode-batch 64]
+//   bundled by tools/gpu/run-profile.sh; on the GPU host:
+//   node profile.mjs [--batch 8] [--seq 1024] [--decode-batch 64] [--decode-dtypes fp32,bf16] [--only full-fp32,lora-bf16,decode]
 //   --null-device: a do-nothing addon instead of the GPU, so only the JavaScript side of every op is measured
 //   (runs anywhere; the numbers are the host cost the engine and the kernel functions add per op).
 import { writeFileSync } from 'node:fs';
@@ -23,6 +24,7 @@ const preset = (argv.includes('--preset') ? argv[argv.indexOf('--preset') + 1] :
 const batch = flag('batch', 8);
 const seq = flag('seq', 1024);
 const decodeBatch = flag('decode-batch', 64);
+const decodeDtypes = (argv.includes('--decode-dtypes') ? argv[argv.indexOf('--decode-dtypes') + 1] : 'fp32,bf16').split(',');
 const steps = flag('steps', 2);
 const out = process.env.OUT ?? '.';
 const report: string[] = [];
@@ -168,9 +170,8 @@ async function main(): Promise<void> {
   if (want('full-fp32')) await training(model, 'full-fp32');
   if (want('lora-bf16')) await training(model, 'lora-bf16');
   if (want('decode')) {
-    await decode(model, 1, 'fp32');
-    await decode(model, 1, 'bf16');
-    await decode(model, decodeBatch, 'bf16');
+    if (decodeDtypes.includes('fp32')) await decode(model, 1, 'fp32');
+    if (decodeDtypes.includes('bf16')) for (const b of new Set([1, decodeBatch])) await decode(model, b, 'bf16');
   }
   writeFileSync(join(out, nullDevice ? 'profile-null.txt' : 'profile.txt'), report.join('\n') + '\n');
 }

@@ -1,12 +1,12 @@
 // Timing of the selective-scan kernels alone on cuda at the issue's shape (B 8, E 1536, L 2048, N 16): forward, and
 // forward + backward (`selectiveScanGrad` with every optional input), f32 and bf16 inputs. A program, not a test:
 // prints JSON, with a fingerprint of the gradients (bit-identical across runs when the backward is deterministic).
-//   node bench-scan.mjs [B L E N]
+//   node bench-scan.mjs [B L E N [dtypes]]      e.g. node bench-scan.mjs 8 2048 1536 16 bf16
 import * as T from '@mamba-ts/tensor';
 import { fingerprint, startCuda } from './common.js';
 
 const [B, L, E, N] = process.argv.length >= 6 ? process.argv.slice(2, 6).map(Number) : [8, 2048, 1536, 16];
-
+const DTYPES = (process.argv[6] ?? 'f32,bf16').split(',') as ('f32' | 'bf16')[];
 
 async function main(): Promise<void> {
   if (!startCuda()) return;
@@ -27,7 +27,7 @@ async function main(): Promise<void> {
     return +((performance.now() - t0) / iters).toFixed(3);
   };
   const results = [];
-  for (const dtype of ['f32', 'bf16'] as const) {
+  for (const dtype of DTYPES) {
     const inputs = names.map((k) => (lowPrecision.has(k) ? T.cast(f32[k], dtype) : f32[k]));
     const dy = T.cast(dyF32, dtype);
     const attrs = { names: [...names], deltaSoftplus: true };

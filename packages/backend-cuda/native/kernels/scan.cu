@@ -26,6 +26,9 @@
 #include "device.cuh"
 #include "../profile.h"
 
+#include <memory>
+#include <vector>
+
 namespace mcuda {
 namespace {
 
@@ -35,6 +38,8 @@ constexpr int kBackwardChunk = 16;
 /** Forward kernels stage B and C in shared memory this many steps at a time. */
 constexpr int kTile = 32;
 constexpr float kLog2e = 1.4426950408889634f;
+/** The largest state size N the kernels take. */
+constexpr int kMaxState = 64;
 
 /** 2^x on the special-function unit (relative error ~2^-22; results below 2^-126 flush to 0, as h's decay would). */
 __device__ __forceinline__ float exp2Fast(float x) {
@@ -43,8 +48,24 @@ __device__ __forceinline__ float exp2Fast(float x) {
   return y;
 }
 
+// Activations through __expf and an approximate division (relative error ~1e-6): every scan kernel evaluates them
+// once per token and channel, where the accurate versions (IEEE division, branches) cost about as much as the N state
+// updates they feed.
+__device__ __forceinline__ float sigmoidFast(float x) { return __fdividef(1.0f, 1.0f + __expf(-x)); }
+__device__ __forceinline__ float siluFast(float x) { return x * sigmoidFast(x); }
+__device__ __forceinline__ float siluGradFast(float x) {
+  float s = sigmoidFast(x);
+  return s * (1.0f + x * (1.0f - s));
+}
+__device__ __forceinline__ float softplusFast(float x) { return x > 20.0f ? x : log1pf(__expf(x)); }
+__device__ __forceinline__ float softplusGradFast(float x) { return x > 20.0f ? 1.0f : sigmoidFast(x); }
+
+/** The scan's operands. The token tensors share one float type T (the host converts any that differ), so loads
+ *  need no dtype switch; the per-channel parameters and the states keep their own dtypes. */
+template <class T>
 struct Scan {
-  In u, delta, A, Bm, Cm, D, z, deltaBias, h0;
+  const T *u, *delta, *Bm, *Cm, *z;  // u, delta, z (B, L, E); Bm, Cm (B, L, N); z may be null
+  In A, D, deltaBias, h0;
   bool softplus;
   long long B, L, E, N;
 
@@ -60,14 +81,18 @@ struct Scan {
   }
 };
 
-struct Step {
-  float dt;
-  float raw;
-};
+/** The dtype code of element type T. */
+template <class T>
+__host__ __device__ constexpr int dtypeOf() {
+  return std::is_same_v<T, float> ? F32 : std::is_same_v<T, __half> ? F16 : BF16;
+}
 
-__device__ __forceinline__ Step stepOf(const Scan& s, long long i, long long e) {
-  float raw = s.deltaBias.present() ? s.delta[i] + s.deltaBias[e] : s.delta[i];
-  return Step{s.softplus ? softplusf(raw) : raw, raw};
+/** out[i] = v, with one uniform check instead of a dtype switch when out holds T (as the token tensors). */
+template <class T>
+__device__ __forceinline__ void storeAs(Out out, long long i, float v) {
+  constexpr int dtype = dtypeOf<T>();
+  if (out.dtype == dtype) static_cast<T*>(out.p)[i] = fromFloat<T>(v);
+  else out.set(i, v);
 }
 
 /** Position of this thread: e across threads (coalesced), chunk and batch across the grid. */
@@ -76,81 +101,67 @@ struct Place {
   bool active;
 };
 
-__device__ __forceinline__ Place place(const Scan& s) {
+__device__ __forceinline__ Place place(long long E) {
   Place p;
   p.e = blockIdx.x * (long long)blockDim.x + threadIdx.x;
   p.c = blockIdx.y;
   p.b = blockIdx.z;
-  p.active = p.e < s.E;
-  if (!p.active) p.e = s.E - 1;  // inactive lanes read valid memory, take part in block barriers, write nothing
+  p.active = p.e < E;
+  if (!p.active) p.e = E - 1;  // inactive lanes read valid memory, take part in block barriers, write nothing
   return p;
 }
 
+/** Whether state n exists: always for EXACT kernels (N is MAXN), else n < N. */
+template <int MAXN, bool EXACT>
+__device__ __forceinline__ bool hasState(int n, long long N) {
+  return EXACT || n < N;
+}
+
 /** A·log2(e) for each state of channel e (exp(dt·A) = 2^(dt·A·log2 e)). */
-template <int MAXN>
-__device__ __forceinline__ void loadA2(const Scan& s, long long e, float (&A2)[MAXN]) {
+template <int MAXN, bool EXACT, class T>
+__device__ __forceinline__ void loadA2(const Scan<T>& s, long long e, float (&A2)[MAXN]) {
 #pragma unroll
-  for (int n = 0; n < MAXN; n++) A2[n] = n < s.N ? s.A[e * s.N + n] * kLog2e : 0.0f;
+  for (int n = 0; n < MAXN; n++) A2[n] = hasState<MAXN, EXACT>(n, s.N) ? s.A[e * s.N + n] * kLog2e : 0.0f;
 }
 
 /** rows[k][n] = src[b, t + k, n] for k < len (as float, zero past N): the block's B or C rows, step-major. */
-template <int MAXN>
-__device__ __forceinline__ void loadRows(const Scan& s, In src, long long b, long long t, int len, float (*rows)[MAXN]) {
+template <int MAXN, bool EXACT, class T>
+__device__ __forceinline__ void loadRows(const Scan<T>& s, const T* src, long long b, long long t, int len, float (*rows)[MAXN]) {
   for (int k = threadIdx.x; k < len * MAXN; k += blockDim.x) {
     int r = k / MAXN, n = k % MAXN;
-    rows[r][n] = n < s.N ? src[s.bcIdx(b, t + r, n)] : 0.0f;
+    rows[r][n] = hasState<MAXN, EXACT>(n, s.N) ? toFloat(src[s.bcIdx(b, t + r, n)]) : 0.0f;
   }
 }
 
 /** The state entering (b, chunk c, e): from the chunk-entry array, or h0 when there is a single chunk. */
-__device__ __forceinline__ float entryState(const Scan& s, const float* entry, long long b, long long c, long long nc,
+template <class T>
+__device__ __forceinline__ float entryState(const Scan<T>& s, const float* entry, long long b, long long c, long long nc,
                                             long long n, long long e) {
   if (entry) return entry[s.chunkState(b, c, nc, n, e)];
   return s.h0.present() ? s.h0[(b * s.E + e) * s.N + n] : 0.0f;
 }
 
-/** v[k] = x[base + min(k, len − 1)·stride] as float, and 0 for k ≥ len. The dtype switch sits outside the loads, so
- *  the K loads are in flight together: one memory latency per K steps instead of one per step. */
-template <int K>
-__device__ __forceinline__ void loadStrided(In x, long long base, long long stride, int len, float (&v)[K]) {
-  switch (x.dtype) {
-    case F32: {
-      const float* p = static_cast<const float*>(x.p);
+/** v[k] = x[base + min(k, len − 1)·stride] as float, and 0 for k ≥ len: the K loads are unconditional, so they are in
+ *  flight together (one memory latency per K steps instead of one per step). */
+template <int K, class T>
+__device__ __forceinline__ void loadStrided(const T* x, long long base, long long stride, int len, float (&v)[K]) {
 #pragma unroll
-      for (int k = 0; k < K; k++) v[k] = p[base + min(k, len - 1) * stride];
-      break;
-    }
-    case BF16: {
-      const __nv_bfloat16* p = static_cast<const __nv_bfloat16*>(x.p);
-#pragma unroll
-      for (int k = 0; k < K; k++) v[k] = __bfloat162float(p[base + min(k, len - 1) * stride]);
-      break;
-    }
-    case F16: {
-      const __half* p = static_cast<const __half*>(x.p);
-#pragma unroll
-      for (int k = 0; k < K; k++) v[k] = __half2float(p[base + min(k, len - 1) * stride]);
-      break;
-    }
-    default: {
-#pragma unroll
-      for (int k = 0; k < K; k++) v[k] = x[base + min(k, len - 1) * stride];
-    }
-  }
+  for (int k = 0; k < K; k++) v[k] = toFloat(x[base + min(k, len - 1) * stride]);
 #pragma unroll
   for (int k = 0; k < K; k++) {
     if (k >= len) v[k] = 0.0f;
   }
 }
 
-/** dt for K steps from x = delta (raw values in place): softplus(delta + deltaBias) or delta + deltaBias, 0 past len. */
-template <int K>
-__device__ __forceinline__ void stepsDt(const Scan& s, long long e, int len, float (&raw)[K], float (&dt)[K]) {
+/** dt for K steps from x = delta (raw values in place): softplus(delta + deltaBias) or delta + deltaBias, 0 past len
+ *  (a step with dt = 0 and u = 0 leaves the state as it is). */
+template <int K, class T>
+__device__ __forceinline__ void stepsDt(const Scan<T>& s, long long e, int len, float (&raw)[K], float (&dt)[K]) {
   const float bias = s.deltaBias.present() ? s.deltaBias[e] : 0.0f;
 #pragma unroll
   for (int k = 0; k < K; k++) {
     raw[k] += bias;
-    dt[k] = k < len ? (s.softplus ? softplusf(raw[k]) : raw[k]) : 0.0f;
+    dt[k] = k < len ? (s.softplus ? softplusFast(raw[k]) : raw[k]) : 0.0f;
   }
 }
 
@@ -158,20 +169,20 @@ __device__ __forceinline__ void stepsDt(const Scan& s, long long e, int len, flo
 constexpr int kGroup = 8;
 
 /** Forward (1): Σ dt and the chunk's state from zero. */
-template <int MAXN>
-__global__ void __launch_bounds__(kThreads) chunkSummaryKernel(Scan s, long long T, long long nc, float* dtSum, float* hloc) {
-  __shared__ float Brows[kTile][MAXN];
-  Place p = place(s);
+template <class T, int MAXN, bool EXACT>
+__global__ void __launch_bounds__(kThreads) chunkSummaryKernel(Scan<T> s, long long span, long long nc, float* dtSum, float* hloc) {
+  __shared__ __align__(16) float Brows[kTile][MAXN];
+  Place p = place(s.E);
   float A2[MAXN], h[MAXN];
-  loadA2(s, p.e, A2);
+  loadA2<MAXN, EXACT>(s, p.e, A2);
 #pragma unroll
   for (int n = 0; n < MAXN; n++) h[n] = 0.0f;
   float sum = 0.0f;
-  long long t0 = p.c * T, t1 = min(s.L, t0 + T);
+  long long t0 = p.c * span, t1 = min(s.L, t0 + span);
   for (long long tt = t0; tt < t1; tt += kTile) {
     int len = static_cast<int>(min((long long)kTile, t1 - tt));
     __syncthreads();
-    loadRows<MAXN>(s, s.Bm, p.b, tt, len, Brows);
+    loadRows<MAXN, EXACT>(s, s.Bm, p.b, tt, len, Brows);
     __syncthreads();
     for (int k0 = 0; k0 < len; k0 += kGroup) {
       int cnt = min(kGroup, len - k0);
@@ -181,14 +192,12 @@ __global__ void __launch_bounds__(kThreads) chunkSummaryKernel(Scan s, long long
       loadStrided(s.u, base, s.E, cnt, u);
       stepsDt(s, p.e, cnt, raw, dt);
 #pragma unroll
-      for (int k = 0; k < kGroup; k++) {
-        if (k < cnt) {
-          float dtu = dt[k] * u[k];
-          sum += dt[k];
+      for (int k = 0; k < kGroup; k++) {  // steps past cnt are inert (dt = u = 0)
+        float dtu = dt[k] * u[k];
+        sum += dt[k];
 #pragma unroll
-          for (int n = 0; n < MAXN; n++) {
-            if (n < s.N) h[n] = fmaf(exp2Fast(dt[k] * A2[n]), h[n], dtu * Brows[k0 + k][n]);
-          }
+        for (int n = 0; n < MAXN; n++) {
+          if (hasState<MAXN, EXACT>(n, s.N)) h[n] = fmaf(exp2Fast(dt[k] * A2[n]), h[n], dtu * Brows[k0 + k][n]);
         }
       }
     }
@@ -197,78 +206,103 @@ __global__ void __launch_bounds__(kThreads) chunkSummaryKernel(Scan s, long long
   dtSum[s.chunkLane(p.b, p.c, nc, p.e)] = sum;
 #pragma unroll
   for (int n = 0; n < MAXN; n++) {
-    if (n < s.N) hloc[s.chunkState(p.b, p.c, nc, n, p.e)] = h[n];
+    if (hasState<MAXN, EXACT>(n, s.N)) hloc[s.chunkState(p.b, p.c, nc, n, p.e)] = h[n];
   }
 }
 
-/** (2) One thread per (b, n, e) walks the chunks. States, in order: entry[0] = h0, entry[c+1] = P_c·entry[c] +
- *  hloc[c], written over hloc. Adjoints (backward only), last chunk first: exit[nc−1] = dhLast,
- *  exit[c−1] = P_c·exit[c] + gloc[c], written over gloc. P_c = exp(A·Σ_c dt). */
-__global__ void chunkCarryKernel(Scan s, long long nc, const float* dtSum, float* states, float* adjoints, In dhLast) {
-  constexpr int K = 8;  // chunks whose values are loaded together before any is overwritten
-  long long total = s.B * s.N * s.E;
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
-    long long e = i % s.E, n = (i / s.E) % s.N, b = i / (s.E * s.N);
-    float A2 = s.A[e * s.N + n] * kLog2e;
-    long long stateIdx = (b * s.E + e) * s.N + n;
-    if (states) {
-      float H = s.h0.present() ? s.h0[stateIdx] : 0.0f;
-      for (long long c0 = 0; c0 < nc; c0 += K) {
-        float local[K], decay[K];
+/** What the carry pass walks: per-chunk states (B, chunks, N, E) and their Σ dt (B, chunks, E). */
+struct Carry {
+  In A, h0, dhLast;
+  long long B, E, N, nc;
+  const float* dtSum;
+  float* states;    // null: no state walk
+  float* adjoints;  // null: no adjoint walk
+};
+
+/** V consecutive floats from p (one vector access for V = 4). */
+template <int V>
+__device__ __forceinline__ void loadVec(const float* p, float (&v)[V]) {
+  if constexpr (V == 4) {
+    float4 x = *reinterpret_cast<const float4*>(p);
+    v[0] = x.x, v[1] = x.y, v[2] = x.z, v[3] = x.w;
+  } else {
 #pragma unroll
-        for (int j = 0; j < K; j++) {
-          long long c = min(c0 + j, nc - 1);
-          local[j] = states[s.chunkState(b, c, nc, n, e)];
-          decay[j] = dtSum[s.chunkLane(b, c, nc, e)];
-        }
+    for (int j = 0; j < V; j++) v[j] = p[j];
+  }
+}
+
+template <int V>
+__device__ __forceinline__ void storeVec(float* p, const float (&v)[V]) {
+  if constexpr (V == 4) {
+    *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
+  } else {
 #pragma unroll
-        for (int j = 0; j < K; j++) {
-          if (c0 + j < nc) {
-            states[s.chunkState(b, c0 + j, nc, n, e)] = H;
-            H = fmaf(exp2Fast(A2 * decay[j]), H, local[j]);
-          }
-        }
-      }
+    for (int j = 0; j < V; j++) p[j] = v[j];
+  }
+}
+
+/** (2) One thread per (b, n, V consecutive channels) walks the chunks. States, in order: entry[0] = h0,
+ *  entry[c+1] = P_c·entry[c] + hloc[c], written over hloc. Adjoints, last chunk first: exit[nc−1] = dhLast,
+ *  exit[c−1] = P_c·exit[c] + gloc[c], written over gloc. P_c = exp(A·Σ_c dt). The first B·N·E/V threads walk the
+ *  states, the next ones the adjoints. The walk is bound by memory latency: each thread loads K chunks ahead of its
+ *  chain, with vector accesses, so that many bytes are in flight. */
+template <int V>
+__global__ void __launch_bounds__(256) chunkCarryKernel(Carry c) {
+  constexpr int K = 8;
+  const long long groups = c.E / V, walkers = c.B * c.N * groups;
+  long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+  const bool adjoint = c.states == nullptr || i >= walkers;
+  if (c.states && adjoint) i -= walkers;
+  float* data = adjoint ? c.adjoints : c.states;
+  if (i >= walkers || data == nullptr) return;
+  const long long e0 = (i % groups) * V, n = (i / groups) % c.N, b = i / (groups * c.N);
+  const In init = adjoint ? c.dhLast : c.h0;
+  float A2[V], H[V];
+#pragma unroll
+  for (int j = 0; j < V; j++) {
+    A2[j] = c.A[(e0 + j) * c.N + n] * kLog2e;
+    H[j] = init.present() ? init[(b * c.E + e0 + j) * c.N + n] : 0.0f;
+  }
+  float* first = data + (b * c.nc * c.N + n) * c.E + e0;  // chunk 0 of this walk
+  const float* sums = c.dtSum + b * c.nc * c.E + e0;
+  const long long step = c.N * c.E;
+  auto chunkAt = [&](long long j) { return adjoint ? c.nc - 1 - j : j; };  // the walk's j-th chunk
+  for (long long j0 = 0; j0 < c.nc; j0 += K) {
+    float local[K][V], decay[K][V];
+#pragma unroll
+    for (int k = 0; k < K; k++) {
+      long long ch = chunkAt(min(j0 + k, c.nc - 1));
+      loadVec(first + ch * step, local[k]);
+      loadVec(sums + ch * c.E, decay[k]);
     }
-    if (adjoints) {
-      float G = dhLast.present() ? dhLast[stateIdx] : 0.0f;
-      for (long long c0 = nc - 1; c0 >= 0; c0 -= K) {
-        float local[K], decay[K];
 #pragma unroll
-        for (int j = 0; j < K; j++) {
-          long long c = max(c0 - j, 0LL);
-          local[j] = adjoints[s.chunkState(b, c, nc, n, e)];
-          decay[j] = dtSum[s.chunkLane(b, c, nc, e)];
-        }
+    for (int k = 0; k < K; k++) {
+      if (j0 + k < c.nc) {
+        storeVec(first + chunkAt(j0 + k) * step, H);
 #pragma unroll
-        for (int j = 0; j < K; j++) {
-          if (c0 - j >= 0) {
-            adjoints[s.chunkState(b, c0 - j, nc, n, e)] = G;
-            G = fmaf(exp2Fast(A2 * decay[j]), G, local[j]);
-          }
-        }
+        for (int j = 0; j < V; j++) H[j] = fmaf(exp2Fast(A2[j] * decay[k][j]), H[j], local[k][j]);
       }
     }
   }
 }
 
 /** Forward (3): replay each chunk from its entry state, writing y; the last chunk writes hLast. */
-template <int MAXN>
-__global__ void __launch_bounds__(kThreads) chunkOutputKernel(Scan s, long long T, long long nc, const float* entry, Out y, Out hLast) {
-  __shared__ float Brows[kTile][MAXN];
-  __shared__ float Crows[kTile][MAXN];
-  Place p = place(s);
+template <class T, int MAXN, bool EXACT>
+__global__ void __launch_bounds__(kThreads, 5) chunkOutputKernel(Scan<T> s, long long span, long long nc, const float* entry, Out y, Out hLast) {
+  __shared__ __align__(16) float Brows[kTile][MAXN];
+  __shared__ __align__(16) float Crows[kTile][MAXN];
+  Place p = place(s.E);
   float A2[MAXN], h[MAXN];
-  loadA2(s, p.e, A2);
+  loadA2<MAXN, EXACT>(s, p.e, A2);
 #pragma unroll
-  for (int n = 0; n < MAXN; n++) h[n] = n < s.N ? entryState(s, entry, p.b, p.c, nc, n, p.e) : 0.0f;
+  for (int n = 0; n < MAXN; n++) h[n] = hasState<MAXN, EXACT>(n, s.N) ? entryState(s, entry, p.b, p.c, nc, n, p.e) : 0.0f;
   const float De = s.D.present() ? s.D[p.e] : 0.0f;
-  long long t0 = p.c * T, t1 = min(s.L, t0 + T);
+  long long t0 = p.c * span, t1 = min(s.L, t0 + span);
   for (long long tt = t0; tt < t1; tt += kTile) {
     int len = static_cast<int>(min((long long)kTile, t1 - tt));
     __syncthreads();
-    loadRows<MAXN>(s, s.Bm, p.b, tt, len, Brows);
-    loadRows<MAXN>(s, s.Cm, p.b, tt, len, Crows);
+    loadRows<MAXN, EXACT>(s, s.Bm, p.b, tt, len, Brows);
+    loadRows<MAXN, EXACT>(s, s.Cm, p.b, tt, len, Crows);
     __syncthreads();
     for (int k0 = 0; k0 < len; k0 += kGroup) {
       int cnt = min(kGroup, len - k0);
@@ -276,67 +310,67 @@ __global__ void __launch_bounds__(kThreads) chunkOutputKernel(Scan s, long long 
       float raw[kGroup], dt[kGroup], u[kGroup], gate[kGroup];
       loadStrided(s.delta, base, s.E, cnt, raw);
       loadStrided(s.u, base, s.E, cnt, u);
-      if (s.z.present()) loadStrided(s.z, base, s.E, cnt, gate);
+      if (s.z) loadStrided(s.z, base, s.E, cnt, gate);
       stepsDt(s, p.e, cnt, raw, dt);
 #pragma unroll
-      for (int k = 0; k < kGroup; k++) {
-        if (k < cnt) {
-          float dtu = dt[k] * u[k];
-          float out = De * u[k];
+      for (int k = 0; k < kGroup; k++) {  // steps past cnt are inert (dt = u = 0)
+        float dtu = dt[k] * u[k];
+        float out = De * u[k];
 #pragma unroll
-          for (int n = 0; n < MAXN; n++) {
-            if (n < s.N) {
-              h[n] = fmaf(exp2Fast(dt[k] * A2[n]), h[n], dtu * Brows[k0 + k][n]);
-              out = fmaf(h[n], Crows[k0 + k][n], out);
-            }
+        for (int n = 0; n < MAXN; n++) {
+          if (hasState<MAXN, EXACT>(n, s.N)) {
+            h[n] = fmaf(exp2Fast(dt[k] * A2[n]), h[n], dtu * Brows[k0 + k][n]);
+            out = fmaf(h[n], Crows[k0 + k][n], out);
           }
-          if (p.active) y.set(base + k * s.E, s.z.present() ? out * siluf(gate[k]) : out);
         }
+        if (p.active && k < cnt) storeAs<T>(y, base + k * s.E, s.z ? out * siluFast(gate[k]) : out);
       }
     }
   }
   if (p.active && hLast.present() && p.c == nc - 1) {
 #pragma unroll
     for (int n = 0; n < MAXN; n++) {
-      if (n < s.N) hLast.set((p.b * s.E + p.e) * s.N + n, h[n]);
+      if (hasState<MAXN, EXACT>(n, s.N)) hLast.set((p.b * s.E + p.e) * s.N + n, h[n]);
     }
   }
 }
 
 constexpr int R = kBackwardChunk;
 
-/** The per-step values of one backward chunk (steps past its end are inert: dt = u = g = 0, so a = 1 and nothing
- *  flows). Inactive lanes get u = g = 0 too, so their B/C gradient terms vanish from the warp sums. */
+/** The per-step values of one backward chunk (steps past its end are inert: dt = dt·u = g = 0, so a = 1 and nothing
+ *  flows). Inactive lanes get dt·u = g = 0 too, so their B/C gradient terms vanish from the warp sums. */
 struct ChunkSteps {
-  float dt[R], u[R], g[R];
+  float dt[R], dtu[R], g[R];
 };
 
-__device__ __forceinline__ void loadSteps(const Scan& s, In dy, const Place& p, long long t0, int len, ChunkSteps& st) {
+template <class T>
+__device__ __forceinline__ void loadSteps(const Scan<T>& s, const T* dy, const Place& p, long long t0, int len, ChunkSteps& st) {
   long long base = s.tok(p.b, t0, p.e);
-  float raw[R];
+  float raw[R], u[R];
   loadStrided(s.delta, base, s.E, len, raw);
-  loadStrided(s.u, base, s.E, len, st.u);
+  loadStrided(s.u, base, s.E, len, u);
   loadStrided(dy, base, s.E, len, st.g);
-  if (s.z.present()) {
+  if (s.z) {
     float z[R];
     loadStrided(s.z, base, s.E, len, z);
 #pragma unroll
-    for (int r = 0; r < R; r++) st.g[r] *= siluf(z[r]);
+    for (int r = 0; r < R; r++) st.g[r] *= siluFast(z[r]);
   }
   stepsDt(s, p.e, len, raw, st.dt);
-  if (!p.active) {
 #pragma unroll
-    for (int r = 0; r < R; r++) st.u[r] = st.g[r] = 0.0f;
+  for (int r = 0; r < R; r++) {
+    st.dtu[r] = p.active ? st.dt[r] * u[r] : 0.0f;
+    if (!p.active) st.g[r] = 0.0f;
   }
 }
 
-/** cols[n][r] = src[b, t0 + r, n] (zero past the chunk or past N): the block's B or C values, state-major so that a
+/** cols[n][r] = src[b, t0 + r, n] for n < N (zero past the chunk): the block's B or C values, state-major so that a
  *  state's R values are contiguous (read as float4). */
-template <int MAXN>
-__device__ __forceinline__ void loadColumns(const Scan& s, In src, long long b, long long t0, int len, float (*cols)[R]) {
-  for (int k = threadIdx.x; k < MAXN * R; k += blockDim.x) {
+template <class T>
+__device__ __forceinline__ void loadColumns(const Scan<T>& s, const T* src, long long b, long long t0, int len, float (*cols)[R]) {
+  for (int k = threadIdx.x; k < s.N * R; k += blockDim.x) {
     int n = k / R, r = k % R;
-    cols[n][r] = (n < s.N && r < len) ? src[s.bcIdx(b, t0 + r, n)] : 0.0f;
+    cols[n][r] = r < len ? toFloat(src[s.bcIdx(b, t0 + r, n)]) : 0.0f;
   }
 }
 
@@ -379,16 +413,16 @@ __device__ __forceinline__ float warpSum16(float (&v)[16]) {
 
 /** Backward (1): per chunk, Σ dt, the state from zero (hloc) and the adjoint it sends to its left from a zero adjoint
  *  at its right end (gloc). One state at a time, like the chunk kernel below. */
-template <int MAXN>
-__global__ void __launch_bounds__(kThreads) chunkSummaryBackwardKernel(Scan s, In dy, long long T, long long nc,
+template <class T>
+__global__ void __launch_bounds__(kThreads, 5) chunkSummaryBackwardKernel(Scan<T> s, const T* dy, long long span, long long nc,
                                                                        float* dtSum, float* hloc, float* gloc) {
-  __shared__ __align__(16) float Bcols[MAXN][R];
-  __shared__ __align__(16) float Ccols[MAXN][R];
-  Place p = place(s);
-  long long t0 = p.c * T;
-  int len = static_cast<int>(min(T, s.L - t0));
-  loadColumns<MAXN>(s, s.Bm, p.b, t0, len, Bcols);
-  loadColumns<MAXN>(s, s.Cm, p.b, t0, len, Ccols);
+  __shared__ __align__(16) float Bcols[kMaxState][R];
+  __shared__ __align__(16) float Ccols[kMaxState][R];
+  Place p = place(s.E);
+  long long t0 = p.c * span;
+  int len = static_cast<int>(min(span, s.L - t0));
+  loadColumns(s, s.Bm, p.b, t0, len, Bcols);
+  loadColumns(s, s.Cm, p.b, t0, len, Ccols);
   ChunkSteps st;
   loadSteps(s, dy, p, t0, len, st);
   __syncthreads();
@@ -407,7 +441,7 @@ __global__ void __launch_bounds__(kThreads) chunkSummaryBackwardKernel(Scan s, I
 #pragma unroll
     for (int r = 0; r < R; r++) {
       a[r] = exp2Fast(st.dt[r] * A2);
-      h = fmaf(a[r], h, st.dt[r] * st.u[r] * Bv[r]);
+      h = fmaf(a[r], h, st.dtu[r] * Bv[r]);
     }
 #pragma unroll
     for (int r = R - 1; r >= 0; r--) dh = fmaf(st.g[r], Cv[r], dh) * a[r];
@@ -429,7 +463,8 @@ struct ScanGrads {
 };
 
 /** Reduces the warp's per-step values v and writes them to part (warps, B, N, L) at steps t0… of state n. */
-__device__ __forceinline__ void writeWarpPartial(const Scan& s, const ScanGrads& gr, float* part, float (&v)[R], long long b,
+template <class T>
+__device__ __forceinline__ void writeWarpPartial(const Scan<T>& s, const ScanGrads& gr, float* part, float (&v)[R], long long b,
                                                  long long n, long long t0, int len) {
   float total = warpSum16(v);
   const int lane = threadIdx.x & 31, j = lane >> 1;
@@ -438,16 +473,16 @@ __device__ __forceinline__ void writeWarpPartial(const Scan& s, const ScanGrads&
 }
 
 /** Backward (3): per chunk, for each state n, recompute the chunk's states from the entry state, then walk back. */
-template <int MAXN>
-__global__ void __launch_bounds__(kThreads) chunkBackwardKernel(Scan s, In dy, In dhLast, long long T, long long nc,
+template <class T>
+__global__ void __launch_bounds__(kThreads, 3) chunkBackwardKernel(Scan<T> s, const T* dy, In dhLast, long long span, long long nc,
                                                                 const float* entry, const float* exitAdjoint, ScanGrads gr) {
-  __shared__ __align__(16) float Bcols[MAXN][R];
-  __shared__ __align__(16) float Ccols[MAXN][R];
-  Place p = place(s);
-  long long t0 = p.c * T;
-  int len = static_cast<int>(min(T, s.L - t0));
-  loadColumns<MAXN>(s, s.Bm, p.b, t0, len, Bcols);
-  loadColumns<MAXN>(s, s.Cm, p.b, t0, len, Ccols);
+  __shared__ __align__(16) float Bcols[kMaxState][R];
+  __shared__ __align__(16) float Ccols[kMaxState][R];
+  Place p = place(s.E);
+  long long t0 = p.c * span;
+  int len = static_cast<int>(min(span, s.L - t0));
+  loadColumns(s, s.Bm, p.b, t0, len, Bcols);
+  loadColumns(s, s.Cm, p.b, t0, len, Ccols);
   ChunkSteps st;
   loadSteps(s, dy, p, t0, len, st);
   __syncthreads();
@@ -483,7 +518,7 @@ __global__ void __launch_bounds__(kThreads) chunkBackwardKernel(Scan s, In dy, I
     float prev = hIn;
 #pragma unroll
     for (int r = 0; r < R; r++) {
-      prev = fmaf(exp2Fast(st.dt[r] * A2), prev, st.dt[r] * st.u[r] * Bv[r]);
+      prev = fmaf(exp2Fast(st.dt[r] * A2), prev, st.dtu[r] * Bv[r]);
       h[r] = prev;
       pre[r] = fmaf(prev, Cv[r], pre[r]);
       part[r] = st.g[r] * prev;  // dC_t[n] = Σ_e g_t·h_t
@@ -495,7 +530,7 @@ __global__ void __launch_bounds__(kThreads) chunkBackwardKernel(Scan s, In dy, I
     for (int r = R - 1; r >= 0; r--) {
       dh = fmaf(st.g[r], Cv[r], dh);  // the adjoint of h_t
       dhB[r] = fmaf(dh, Bv[r], dhB[r]);
-      part[r] = dh * st.dt[r] * st.u[r];  // dB_t[n] = Σ_e dh_t·dt_t·u_t
+      part[r] = dh * st.dtu[r];  // dB_t[n] = Σ_e dh_t·dt_t·u_t
       float dhNext = dh * exp2Fast(st.dt[r] * A2);  // the adjoint of h_{t−1} (a_t recomputed: fewer registers)
       float x = dhNext * (r > 0 ? h[r - 1] : hIn);
       dA = fmaf(x, st.dt[r], dA);
@@ -512,14 +547,15 @@ __global__ void __launch_bounds__(kThreads) chunkBackwardKernel(Scan s, In dy, I
   if (!p.active) return;
   const float De = s.D.present() ? s.D[p.e] : 0.0f;
   const long long base = s.tok(p.b, t0, p.e);
-  float raw[R];  // delta + deltaBias, for softplus'(raw)
+  float raw[R], u[R];  // raw = delta + deltaBias, for softplus'(raw)
+  loadStrided(s.u, base, s.E, len, u);
   if (s.softplus) {
     loadStrided(s.delta, base, s.E, len, raw);
     const float bias = s.deltaBias.present() ? s.deltaBias[p.e] : 0.0f;
 #pragma unroll
     for (int r = 0; r < R; r++) raw[r] += bias;
   }
-  const bool gated = s.z.present() && gr.dz.present();
+  const bool gated = s.z && gr.dz.present();
   float dyv[R], z[R];
   if (gated) {
     loadStrided(dy, base, s.E, len, dyv);
@@ -530,12 +566,12 @@ __global__ void __launch_bounds__(kThreads) chunkBackwardKernel(Scan s, In dy, I
   for (int r = 0; r < R; r++) {
     if (r < len) {
       long long i = base + r * s.E;
-      gr.du.set(i, fmaf(st.dt[r], dhB[r], st.g[r] * De));
-      float ddt = fmaf(st.u[r], dhB[r], xA[r]);
-      float ddtRaw = s.softplus ? ddt * softplusGradf(raw[r]) : ddt;
-      gr.ddelta.set(i, ddtRaw);
-      if (gated) gr.dz.set(i, dyv[r] * fmaf(De, st.u[r], pre[r]) * siluGradf(z[r]));
-      dD = fmaf(st.g[r], st.u[r], dD);
+      storeAs<T>(gr.du, i, fmaf(st.dt[r], dhB[r], st.g[r] * De));
+      float ddt = fmaf(u[r], dhB[r], xA[r]);
+      float ddtRaw = s.softplus ? ddt * softplusGradFast(raw[r]) : ddt;
+      storeAs<T>(gr.ddelta, i, ddtRaw);
+      if (gated) storeAs<T>(gr.dz, i, dyv[r] * fmaf(De, u[r], pre[r]) * siluGradFast(z[r]));
+      dD = fmaf(st.g[r], u[r], dD);
       dbias += ddtRaw;
     }
   }
@@ -572,16 +608,23 @@ __global__ void copyKernel(In src, Out dst, long long n) {
 }
 
 /** One recurrent step (decode): thread per (b, e), new state written to stateOut. */
-__global__ void stateUpdateKernel(Scan s, In state, float* stateOut, Out y) {
+struct StateUpdate {
+  In state, u, delta, A, Bm, Cm, D, z, deltaBias;
+  bool softplus;
+  long long B, E, N;
+};
+
+__global__ void stateUpdateKernel(StateUpdate s, float* stateOut, Out y) {
   long long total = s.B * s.E;
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
     long long e = i % s.E, b = i / s.E;
-    Step st = stepOf(s, i, e);
+    float raw = s.deltaBias.present() ? s.delta[i] + s.deltaBias[e] : s.delta[i];
+    float dt = s.softplus ? softplusf(raw) : raw;
     float x = s.u[i];
     float out = s.D.present() ? s.D[e] * x : 0.0f;
     for (long long n = 0; n < s.N; n++) {
       long long k = i * s.N + n;
-      float h = expf(st.dt * s.A[e * s.N + n]) * state[k] + st.dt * s.Bm[b * s.N + n] * x;
+      float h = expf(dt * s.A[e * s.N + n]) * s.state[k] + dt * s.Bm[b * s.N + n] * x;
       stateOut[k] = h;
       out += h * s.Cm[b * s.N + n];
     }
@@ -611,9 +654,16 @@ void sumRows(const float* part, long long rows, long long width, long long inner
   sumRowsKernel<<<gridFor(width), 256, 0, stream()>>>(mid.as<float>(), groups, width, inner, middle, out);
 }
 
+/** The scan's arguments as passed: every tensor with its own dtype. */
+struct ScanArgs {
+  In u, delta, A, Bm, Cm, D, z, deltaBias, h0;
+  bool softplus;
+  long long B, L, E, N;
+};
+
 /** u, delta, A, B, C, D?, z?, deltaBias?, h0?, softplus, batch, length, channels, state (absent = address 0) */
-Scan readScan(Args& a) {
-  Scan s;
+ScanArgs readScan(Args& a) {
+  ScanArgs s;
   s.u = readIn(a);
   s.delta = readIn(a);
   s.A = readIn(a);
@@ -629,89 +679,172 @@ Scan readScan(Args& a) {
   s.E = a.i64();
   s.N = a.i64();
   if (s.B > 65535) throw Failure("selectiveScan: the CUDA kernels support a batch of at most 65535, got " + std::to_string(s.B));
+  if (s.N > kMaxState) {
+    throw Failure("selectiveScan: the CUDA kernels support a state size N of at most " + std::to_string(kMaxState) +
+                  ", got " + std::to_string(s.N));
+  }
   return s;
 }
 
-/** The largest state size N the kernels take. */
-constexpr int kMaxState = 64;
+/** Converted copies of token tensors, alive until the op's kernels are queued (the allocator is stream-ordered). */
+using Conversions = std::vector<std::unique_ptr<Scratch>>;
 
-/** Forward kernels keep MAXN states per thread in registers: two sizes (16, the usual Mamba N, and kMaxState) keep the
- *  build short; N below a bucket's size costs only idle predicated lanes. */
-int stateBucket(long long N) {
-  if (N <= 16) return 16;
-  if (N <= kMaxState) return kMaxState;
-  throw Failure("selectiveScan: the CUDA kernels support a state size N of at most 64, got " + std::to_string(N));
+/** x's address when it already holds T (or is absent), else a converted copy of its `count` elements. */
+template <class T>
+const T* tokensAs(In x, long long count, Conversions& keep) {
+  constexpr int dtype = dtypeOf<T>();
+  if (!x.present() || x.dtype == dtype) return static_cast<const T*>(x.p);
+  keep.push_back(std::make_unique<Scratch>(count * sizeof(T)));
+  copyKernel<<<gridFor(count), 256, 0, stream()>>>(x, Out{keep.back()->get(), dtype}, count);
+  return keep.back()->as<const T>();
 }
 
-#define MCUDA_BY_STATE(N, KERNEL, LAUNCH, ...)                 \
-  switch (stateBucket(N)) {                                    \
-    case 16: KERNEL<16> LAUNCH(__VA_ARGS__); break;            \
-    default: KERNEL<kMaxState> LAUNCH(__VA_ARGS__); break;     \
-  }
+template <class T>
+Scan<T> typedScan(const ScanArgs& a, Conversions& keep) {
+  const long long tokens = a.B * a.L * a.E, rows = a.B * a.L * a.N;
+  return Scan<T>{tokensAs<T>(a.u, tokens, keep), tokensAs<T>(a.delta, tokens, keep), tokensAs<T>(a.Bm, rows, keep),
+                 tokensAs<T>(a.Cm, rows, keep),  tokensAs<T>(a.z, tokens, keep),     a.A,
+                 a.D,                            a.deltaBias,                        a.h0,
+                 a.softplus,                     a.B,                                a.L,
+                 a.E,                            a.N};
+}
+
+/** Runs f(scan) with the token tensors in u's float type (f32 when u is not a float tensor). */
+template <class F>
+void withTypedScan(const ScanArgs& a, F&& f) {
+  Conversions keep;
+  if (!withFloatType(a.u.dtype, [&](auto tag) { f(typedScan<decltype(tag)>(a, keep)); })) f(typedScan<float>(a, keep));
+}
+
+/** Forward kernels keep the states of a channel in registers: exactly 16 (the usual Mamba N, no per-state checks),
+ *  at most 16, or at most kMaxState. */
+#define MCUDA_BY_STATE(T, N, KERNEL, LAUNCH, ...)                   \
+  if ((N) == 16) KERNEL<T, 16, true> LAUNCH(__VA_ARGS__);           \
+  else if ((N) < 16) KERNEL<T, 16, false> LAUNCH(__VA_ARGS__);      \
+  else KERNEL<T, kMaxState, false> LAUNCH(__VA_ARGS__);
 
 /** Forward chunk length: enough chunks to fill the GPU when B·E alone does not. */
-long long forwardChunk(const Scan& s) {
+template <class T>
+long long forwardChunk(const Scan<T>& s) {
   if (options().scanForwardChunk > 0) return options().scanForwardChunk;
   long long lanes = s.B * s.E;
   long long wanted = (static_cast<long long>(multiprocessors()) * 2048 + lanes - 1) / lanes;
   if (wanted <= 1 || s.L <= 64) return s.L > 0 ? s.L : 1;
-  long long T = (s.L + wanted - 1) / wanted;
-  return T < 32 ? 32 : T;
+  long long span = (s.L + wanted - 1) / wanted;
+  return span < 32 ? 32 : span;
 }
 
-long long backwardChunk(const Scan& s) {
-  long long T = options().scanBackwardChunk > 0 ? options().scanBackwardChunk : kBackwardChunk;
-  if (T > kBackwardChunk) T = kBackwardChunk;
-  return s.L < T ? (s.L > 0 ? s.L : 1) : T;
+template <class T>
+long long backwardChunk(const Scan<T>& s) {
+  long long span = options().scanBackwardChunk > 0 ? options().scanBackwardChunk : kBackwardChunk;
+  if (span > kBackwardChunk) span = kBackwardChunk;
+  return s.L < span ? (s.L > 0 ? s.L : 1) : span;
 }
 
-dim3 chunkGrid(const Scan& s, long long nc) {
+template <class T>
+dim3 chunkGrid(const Scan<T>& s, long long nc) {
   if (nc > 65535) throw Failure("selectiveScan: too many sequence chunks (" + std::to_string(nc) + ")");
   return dim3(blocksFor(s.E, kThreads), static_cast<unsigned>(nc), static_cast<unsigned>(s.B));
 }
 
+/** The carry pass over (B, nc, N, E) chunk states; adjoints may be null (forward), states too (not used). */
+template <class T>
+void carry(const Scan<T>& s, long long nc, const float* dtSum, float* states, float* adjoints, In dhLast) {
+  Carry c{s.A, s.h0, dhLast, s.B, s.E, s.N, nc, dtSum, states, adjoints};
+  int walks = (states ? 1 : 0) + (adjoints ? 1 : 0);
+  if (s.E % 4 == 0) {
+    chunkCarryKernel<4><<<blocksFor(walks * s.B * s.N * (s.E / 4), 256), 256, 0, stream()>>>(c);
+  } else {
+    chunkCarryKernel<1><<<blocksFor(walks * s.B * s.N * s.E, 256), 256, 0, stream()>>>(c);
+  }
+}
+
 #define CHUNK_LAUNCH(grid) <<<grid, kThreads, 0, stream()>>>
+
+template <class T>
+void scanForward(const Scan<T>& s, Out y, Out hLast) {
+  long long span = forwardChunk(s);
+  long long nc = (s.L + span - 1) / span;
+  dim3 grid = chunkGrid(s, nc);
+  if (nc == 1) {
+    MCUDA_BY_STATE(T, s.N, chunkOutputKernel, CHUNK_LAUNCH(grid), s, span, nc, nullptr, y, hLast);
+    return;
+  }
+  Scratch dtSum(s.B * nc * s.E * sizeof(float)), states(s.B * s.E * s.N * nc * sizeof(float));
+  {
+    MCUDA_PROFILE_RANGE("scan.forward summaries+carries");
+    MCUDA_BY_STATE(T, s.N, chunkSummaryKernel, CHUNK_LAUNCH(grid), s, span, nc, dtSum.as<float>(), states.as<float>());
+    carry(s, nc, dtSum.as<float>(), states.as<float>(), nullptr, In{nullptr, F32});
+  }
+  MCUDA_BY_STATE(T, s.N, chunkOutputKernel, CHUNK_LAUNCH(grid), s, span, nc, states.as<float>(), y, hLast);
+}
 
 /** scan prefix, y, hLast */
 void selectiveScanOp(Args& a) {
-  Scan s = readScan(a);
+  ScanArgs sa = readScan(a);
   Out y = readOut(a), hLast = readOut(a);
-  if (s.B * s.E == 0) return;
-  long long stateCount = s.B * s.E * s.N;
-  if (s.L == 0) {
+  if (sa.B * sa.E == 0) return;
+  long long stateCount = sa.B * sa.E * sa.N;
+  if (sa.L == 0) {
     // No tokens: the final state is the initial state.
-    if (s.h0.present()) copyKernel<<<gridFor(stateCount), 256, 0, stream()>>>(s.h0, hLast, stateCount);
+    if (sa.h0.present()) copyKernel<<<gridFor(stateCount), 256, 0, stream()>>>(sa.h0, hLast, stateCount);
     else zeroFill(hLast.p, stateCount * sizeof(float));
     return;
   }
-  long long T = forwardChunk(s);
-  long long nc = (s.L + T - 1) / T;
+  withTypedScan(sa, [&](const auto& s) { scanForward(s, y, hLast); });
+}
+
+template <class T>
+void scanBackward(const Scan<T>& s, const T* dy, In dhLast, ScanGrads gr, Out dA, Out dB, Out dC, Out dD, Out dbias) {
+  long long E = s.E, N = s.N, BL = s.B * s.L;
+  long long span = backwardChunk(s);
+  long long nc = (s.L + span - 1) / span;
   dim3 grid = chunkGrid(s, nc);
+  long long slots = s.B * nc;
+  Scratch dBpart(gr.warps * BL * N * sizeof(float)), dCpart(gr.warps * BL * N * sizeof(float));
+  Scratch dApart(slots * N * E * sizeof(float));
+  Scratch dDpart(dD.present() ? slots * E * sizeof(float) : 0), dbiasPart(dbias.present() ? slots * E * sizeof(float) : 0);
+  gr.dBpart = dBpart.as<float>();
+  gr.dCpart = dCpart.as<float>();
+  gr.dApart = dApart.as<float>();
+  gr.dDpart = dD.present() ? dDpart.as<float>() : nullptr;
+  gr.dbiasPart = dbias.present() ? dbiasPart.as<float>() : nullptr;
   if (nc == 1) {
-    MCUDA_BY_STATE(s.N, chunkOutputKernel, CHUNK_LAUNCH(grid), s, T, nc, nullptr, y, hLast);
-    return;
+    MCUDA_PROFILE_RANGE("scan.backward chunks");
+    chunkBackwardKernel<T> CHUNK_LAUNCH(grid)(s, dy, dhLast, span, nc, nullptr, nullptr, gr);
+  } else {
+    long long chunkStates = s.B * E * N * nc;
+    Scratch dtSum(slots * E * sizeof(float)), states(chunkStates * sizeof(float)), adjoints(chunkStates * sizeof(float));
+    {
+      MCUDA_PROFILE_RANGE("scan.backward summaries");
+      chunkSummaryBackwardKernel<T> CHUNK_LAUNCH(grid)(s, dy, span, nc, dtSum.as<float>(), states.as<float>(),
+                                                        adjoints.as<float>());
+    }
+    {
+      MCUDA_PROFILE_RANGE("scan.backward carries");
+      carry(s, nc, dtSum.as<float>(), states.as<float>(), adjoints.as<float>(), dhLast);
+    }
+    MCUDA_PROFILE_RANGE("scan.backward chunks");
+    chunkBackwardKernel<T> CHUNK_LAUNCH(grid)(s, dy, dhLast, span, nc, states.as<float>(), adjoints.as<float>(), gr);
   }
-  Scratch dtSum(s.B * nc * s.E * sizeof(float)), states(stateCount * nc * sizeof(float));
-  {
-    MCUDA_PROFILE_RANGE("scan.forward summaries+carries");
-    MCUDA_BY_STATE(s.N, chunkSummaryKernel, CHUNK_LAUNCH(grid), s, T, nc, dtSum.as<float>(), states.as<float>());
-    chunkCarryKernel<<<gridFor(stateCount), 256, 0, stream()>>>(s, nc, dtSum.as<float>(), states.as<float>(), nullptr,
-                                                               In{nullptr, F32});
-  }
-  MCUDA_BY_STATE(s.N, chunkOutputKernel, CHUNK_LAUNCH(grid), s, T, nc, states.as<float>(), y, hLast);
+  MCUDA_PROFILE_RANGE("scan.backward partial sums");
+  sumRows(gr.dBpart, gr.warps, s.B * N * s.L, s.L, N, dB);
+  sumRows(gr.dCpart, gr.warps, s.B * N * s.L, s.L, N, dC);
+  sumRows(gr.dApart, slots, N * E, E, N, dA);
+  if (dD.present()) sumRows(gr.dDpart, slots, E, E, 1, dD);
+  if (dbias.present()) sumRows(gr.dbiasPart, slots, E, E, 1, dbias);
 }
 
 /** dy, dhLast?, scan prefix, then the gradients: du, ddelta, dA, dB, dC, dD?, dz?, ddeltaBias?, dh0? */
 void selectiveScanGradOp(Args& a) {
   In dy = readIn(a), dhLast = readIn(a);
-  Scan s = readScan(a);
-  stateBucket(s.N);  // rejects N > kMaxState
+  ScanArgs sa = readScan(a);
   Out du = readOut(a), ddelta = readOut(a), dA = readOut(a), dB = readOut(a), dC = readOut(a);
   Out dD = readOut(a), dz = readOut(a), dbias = readOut(a), dh0 = readOut(a);
 
-  long long E = s.E, N = s.N, BL = s.B * s.L;
-  long long stateCount = s.B * E * N;
-  if (s.L == 0 || s.B * E == 0) {
+  long long E = sa.E, N = sa.N, BL = sa.B * sa.L;
+  long long stateCount = sa.B * E * N;
+  if (sa.L == 0 || sa.B * E == 0) {
     // No tokens (or no lanes): the parameter gradients are zero and dh0 = dhLast.
     zeroFill(dA.p, E * N * bytesOf(dA.dtype));
     zeroFill(dB.p, BL * N * bytesOf(dB.dtype));
@@ -724,47 +857,18 @@ void selectiveScanGradOp(Args& a) {
     }
     return;
   }
-  long long T = backwardChunk(s);
-  long long nc = (s.L + T - 1) / T;
-  dim3 grid = chunkGrid(s, nc);
-  long long warps = (E + 31) / 32;
-  long long slots = s.B * nc;
-  Scratch dBpart(warps * BL * N * sizeof(float)), dCpart(warps * BL * N * sizeof(float));
-  Scratch dApart(slots * N * E * sizeof(float));
-  Scratch dDpart(dD.present() ? slots * E * sizeof(float) : 0), dbiasPart(dbias.present() ? slots * E * sizeof(float) : 0);
-  ScanGrads gr{du, ddelta, dz, dh0, dBpart.as<float>(), dCpart.as<float>(), dApart.as<float>(),
-               dD.present() ? dDpart.as<float>() : nullptr, dbias.present() ? dbiasPart.as<float>() : nullptr, warps};
-  if (nc == 1) {
-    MCUDA_PROFILE_RANGE("scan.backward chunks");
-    chunkBackwardKernel<kMaxState> CHUNK_LAUNCH(grid)(s, dy, dhLast, T, nc, nullptr, nullptr, gr);
-  } else {
-    long long chunkStates = stateCount * nc;
-    Scratch dtSum(slots * E * sizeof(float)), states(chunkStates * sizeof(float)), adjoints(chunkStates * sizeof(float));
-    {
-      MCUDA_PROFILE_RANGE("scan.backward summaries");
-      chunkSummaryBackwardKernel<kMaxState> CHUNK_LAUNCH(grid)(s, dy, T, nc, dtSum.as<float>(),
-                     states.as<float>(), adjoints.as<float>());
-    }
-    {
-      MCUDA_PROFILE_RANGE("scan.backward carries");
-      chunkCarryKernel<<<gridFor(stateCount), 256, 0, stream()>>>(s, nc, dtSum.as<float>(), states.as<float>(),
-                                                                 adjoints.as<float>(), dhLast);
-    }
-    MCUDA_PROFILE_RANGE("scan.backward chunks");
-    chunkBackwardKernel<kMaxState> CHUNK_LAUNCH(grid)(s, dy, dhLast, T, nc, states.as<float>(), adjoints.as<float>(), gr);
-  }
-  MCUDA_PROFILE_RANGE("scan.backward partial sums");
-  sumRows(dBpart.as<float>(), warps, s.B * N * s.L, s.L, N, dB);
-  sumRows(dCpart.as<float>(), warps, s.B * N * s.L, s.L, N, dC);
-  sumRows(dApart.as<float>(), slots, N * E, E, N, dA);
-  if (dD.present()) sumRows(dDpart.as<float>(), slots, E, E, 1, dD);
-  if (dbias.present()) sumRows(dbiasPart.as<float>(), slots, E, E, 1, dbias);
+  ScanGrads gr{du, ddelta, dz, dh0, nullptr, nullptr, nullptr, nullptr, nullptr, (E + 31) / 32};
+  Conversions keep;
+  withTypedScan(sa, [&](const auto& s) {
+    using T = std::remove_const_t<std::remove_pointer_t<decltype(s.u)>>;
+    scanBackward(s, tokensAs<T>(dy, BL * E, keep), dhLast, gr, dA, dB, dC, dD, dbias);
+  });
 }
 
 /** state, x, delta, A, B, C, D?, z?, deltaBias?, softplus, batch, channels, stateSize, y, stateOut */
 void selectiveStateUpdateOp(Args& a) {
-  In state = readIn(a);
-  Scan s;
+  StateUpdate s;
+  s.state = readIn(a);
   s.u = readIn(a);
   s.delta = readIn(a);
   s.A = readIn(a);
@@ -773,17 +877,15 @@ void selectiveStateUpdateOp(Args& a) {
   s.D = readIn(a);
   s.z = readIn(a);
   s.deltaBias = readIn(a);
-  s.h0 = In{nullptr, F32};
   s.softplus = a.flag();
   s.B = a.i64();
-  s.L = 1;
   s.E = a.i64();
   s.N = a.i64();
   Out y = readOut(a);
   float* stateOut = a.as<float>();
   long long n = s.B * s.E;
   if (n == 0) return;
-  stateUpdateKernel<<<gridFor(n), 256, 0, stream()>>>(s, state, stateOut, y);
+  stateUpdateKernel<<<gridFor(n), 256, 0, stream()>>>(s, stateOut, y);
 }
 
 MCUDA_OP("selectiveScan", selectiveScanOp);
