@@ -1,6 +1,7 @@
-// GEMM algorithm choice on cuda for the GEMMs of a Mamba-130m training step at batch 8 × 1024 (M = 8192 tokens):
-// for each shape, the time of the algorithm our cached plan uses (autotuned unless MAMBA_TS_CUDA_GEMM_TUNE=0), of
-// every candidate cuBLASLt's heuristic offers, the best, and ours/best. A program, not a test: the readable table
+// GEMM algorithm choice on cuda for the GEMMs of a Mamba-130m training step at batch 8 × 1024 (M = 8192 tokens) and
+// of greedy decoding (M = 1 and 64): for each shape, the time of the algorithm our cached plan uses (autotuned unless
+// MAMBA_TS_CUDA_GEMM_TUNE=0), of every candidate cuBLASLt's heuristic offers (and the few-rows kernel where it fits),
+// the best, and ours/best. A program, not a test: the readable table
 // goes to stderr, the JSON to stdout.
 //   node bench-gemm.mjs [f32] [bf16] [tf32] [--reps N]      (default: f32 bf16, 20 timed calls per candidate)
 import { nativeAddon } from '../src/availability.js';
@@ -31,7 +32,8 @@ interface GemmCandidatesReport {
   tuned: boolean;
   /** Index in `candidates` of the plan's algorithm. */
   chosen: number;
-  /** The heuristic's candidates in its order; ms is Infinity where cuBLASLt refused one. */
+  /** The heuristic's candidates in its order, then the few-rows kernel where it fits; ms is Infinity where cuBLASLt
+   *  refused one. */
   candidates: { ms: number; workspaceBytes: number; waves: number }[];
 }
 
@@ -79,12 +81,22 @@ function lmHeadShapes(): GemmShape[] {
   ]);
 }
 
+/** Greedy decoding, one token per sequence (batch 1 and 64): the projections' forward products and the LM head. They
+ *  are not part of a training step (perStep 0). */
+function decodeShapes(): GemmShape[] {
+  const projections: [string, number, number][] = [['in_proj', dModel, 2 * dInner], ['x_proj', dInner, dtRank + 2 * dState],
+    ['out_proj', dInner, dModel], ['lm_head', dModel, vocab]];
+  return [1, 64].flatMap((M) => projections.map(([name, inF, outF]) =>
+    ({ name: `decode b${M} ${name}`, transA: false, transB: true, M, N: outF, K: inF, f32Out: false, beta: 0, perStep: 0 })));
+}
+
 const shapes: GemmShape[] = [
   ...linearShapes('in_proj', dModel, 2 * dInner),
   ...linearShapes('x_proj', dInner, dtRank + 2 * dState),
   ...linearShapes('dt_proj', dtRank, dInner),
   ...linearShapes('out_proj', dInner, dModel),
   ...lmHeadShapes(),
+  ...decodeShapes(),
 ];
 
 /** A device buffer holding `elements` values of `dtype`, filled with a repeated block of uniform [-1, 1) values. */

@@ -74,6 +74,13 @@ cudaStream_t stream();
 DeviceErrors* deviceErrors();
 int multiprocessors();
 void gemm(const GemmSpec& spec);
+/** The largest M the few-rows kernel takes (kernels/skinny.cu). */
+constexpr long long kSkinnyMaxRows = 64;
+/** Whether the few-rows kernel can compute g: x·Wᵀ (transB only), one batch, beta 0, one float dtype, K a whole
+ *  number of 16-byte vectors, x and W 16-byte aligned, M ≤ kSkinnyMaxRows. */
+bool skinnyGemmFits(const GemmSpec& g);
+/** C = alpha·A·Bᵀ for few rows (skinnyGemmFits(g) must hold); GEMM plans choose it by timing. */
+void skinnyGemm(const GemmSpec& g);
 void zeroFill(void* ptr, size_t bytes);
 
 /** Tunables set from JS (tests force small scan chunks to cover the multi-chunk path). 0 = automatic. */
@@ -85,6 +92,9 @@ struct Options {
   /** GEMM autotuning: the first time a shape runs (outside graph capture), time cuBLASLt's candidate algorithms and
    *  keep the fastest. 1 on, 0 off (the heuristic's first choice), -1 = MAMBA_TS_CUDA_GEMM_TUNE (on unless "0"). */
   int gemmTune = -1;
+  /** The few-rows GEMM kernel (kernels/skinny.cu) where it fits: -1 when timing says it is faster (with gemmTune),
+   *  1 always, 0 never. */
+  int skinnyGemm = -1;
 };
 Options& options();
 

@@ -22,7 +22,7 @@ struct GemmCandidateReport {
   std::string label;  // the plan's profile label ("gemm bf16→f32 8192×8192×768 tB")
   bool tuned = false;  // the plan's algorithm was chosen by timing (else it is the heuristic's first)
   int chosen = -1;     // index in `candidates` of the plan's algorithm
-  std::vector<GemmCandidateTiming> candidates;  // the heuristic's order
+  std::vector<GemmCandidateTiming> candidates;  // the heuristic's order, then the few-rows kernel where it fits
 };
 
 /** Plans g as gemm() would (tuning included), then times each candidate `reps` times after `warmup` calls (runtime.cc).

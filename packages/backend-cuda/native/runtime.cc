@@ -33,6 +33,8 @@ struct GemmPlan {
   lt::MatrixLayout first = nullptr, second = nullptr, out = nullptr;
   std::vector<lt::HeuristicResult> candidates;  // the heuristic's favourite first; each fits the workspace
   lt::MatmulAlgo algo{};                        // candidates[0] until tuning picks another
+  bool skinnyFits = false;                      // the few-rows kernel is a candidate too (timed after cuBLASLt's)
+  bool skinny = false;                          // tuning chose the few-rows kernel over algo
   bool settled = false;                         // tuned, or not worth tuning: never timed again
   bool tuned = false;                           // algo was chosen by timing the candidates
   int label = -1;                               // profile label: "gemm <dtypes> M×N×K[×batch]"
@@ -153,14 +155,16 @@ double median(std::vector<double> v) {
 }
 
 /**
- * GPU time (ms) of one call with each of the plan's candidates: the median of `reps` rounds, each round running
- * every candidate once in turn (so clock changes hit them alike); +inf where cuBLASLt refuses the algorithm. Runs on
+ * GPU time (ms) of one call with each of the plan's candidates, then of the few-rows kernel where it fits (one more
+ * entry): the median of `reps` rounds, each round running every candidate once in turn (so clock changes hit them
+ * alike); +inf where cuBLASLt refuses the algorithm. Runs on
  * the real operands; with beta ≠ 0 C is an input, so the timed calls then accumulate into a zeroed scratch copy
  * instead. Waits for the stream.
  */
 std::vector<double> timeCandidates(const GemmPlan& plan, const GemmSpec& g, int warmup, int reps) {
   State& s = state();
-  size_t n = plan.candidates.size();
+  const bool skinny = plan.skinnyFits && skinnyGemmFits(g);
+  size_t n = plan.candidates.size() + (skinny ? 1 : 0);
   std::unique_ptr<Scratch> scratch;
   void* c = g.C;
   if (g.beta != 0.0f) {
@@ -169,7 +173,13 @@ std::vector<double> timeCandidates(const GemmPlan& plan, const GemmSpec& g, int 
     zeroFill(scratch->get(), bytes);
     c = scratch->get();
   }
-  auto run = [&](size_t i) {
+  auto run = [&](size_t i) -> lt::Status {
+    if (i == plan.candidates.size()) {
+      GemmSpec spec = g;
+      spec.C = c;
+      skinnyGemm(spec);
+      return 0;
+    }
     return s.lt.matmul(s.lt.handle, plan.desc, &g.alpha, g.B, plan.first, g.A, plan.second, &g.beta, c, plan.out, c,
                        plan.out, &plan.candidates[i].algo, s.workspace, kWorkspaceBytes, s.stream);
   };
@@ -213,7 +223,8 @@ void tune(GemmPlan& plan, const GemmSpec& g) {
     if (ms[i] < ms[best]) best = i;
   }
   if (best != 0 && std::isfinite(ms[best]) && !(ms[best] < kTuneMargin * ms[0])) best = 0;
-  plan.algo = plan.candidates[best].algo;
+  plan.skinny = best == plan.candidates.size();
+  if (!plan.skinny) plan.algo = plan.candidates[best].algo;
   plan.settled = plan.tuned = true;
 }
 
@@ -257,7 +268,9 @@ GemmPlan makePlan(const GemmSpec& g, int compute, int alignA, int alignB, int al
                   std::to_string(g.K) + " batch=" + std::to_string(g.batch) + " (" + statusText(s.lt, status) + ")");
   }
   plan.algo = plan.candidates[0].algo;
-  plan.settled = plan.candidates.size() == 1 || g.M * g.N * g.K * g.batch < kTuneMinWork;
+  // Shapes the few-rows kernel fits are always timed: they are small, and choosing well matters for decoding.
+  plan.skinnyFits = skinnyGemmFits(g);
+  plan.settled = !plan.skinnyFits && (plan.candidates.size() == 1 || g.M * g.N * g.K * g.batch < kTuneMinWork);
   plan.label = labelId("  gemm " + std::string(dtypeName(g.inType)) + (compute == lt::kComputeF32 ? "" : "/tf32") + "→" +
                        dtypeName(g.outType) + " " + std::to_string(g.M) + "×" + std::to_string(g.N) + "×" +
                        std::to_string(g.K) + (g.batch > 1 ? "×" + std::to_string(g.batch) : "") +
@@ -314,6 +327,12 @@ void gemm(const GemmSpec& g) {
   State& s = state();
   GemmPlan& plan = planFor(g);
   int range = profiling() ? profileBegin(plan.label) : -1;
+  const int skinnyOption = s.opts.skinnyGemm;
+  if ((skinnyOption == 1 || (skinnyOption < 0 && plan.skinny)) && skinnyGemmFits(g)) {
+    skinnyGemm(g);
+    if (range >= 0) profileEnd(range);
+    return;
+  }
   lt::Status status = s.lt.matmul(s.lt.handle, plan.desc, &g.alpha, g.B, plan.first, g.A, plan.second, &g.beta, g.C,
                                    plan.out, g.C, plan.out, &plan.algo, s.workspace, kWorkspaceBytes, s.stream);
   if (range >= 0) profileEnd(range);
@@ -332,7 +351,13 @@ GemmCandidateReport gemmCandidateReport(const GemmSpec& g, int warmup, int reps)
   for (size_t i = 0; i < plan.candidates.size(); i++) {
     const lt::HeuristicResult& c = plan.candidates[i];
     report.candidates.push_back({ms[i], c.workspaceSize, c.wavesCount});
-    if (report.chosen < 0 && std::memcmp(&c.algo, &plan.algo, sizeof plan.algo) == 0) report.chosen = static_cast<int>(i);
+    if (!plan.skinny && report.chosen < 0 && std::memcmp(&c.algo, &plan.algo, sizeof plan.algo) == 0) {
+      report.chosen = static_cast<int>(i);
+    }
+  }
+  if (ms.size() > plan.candidates.size()) {
+    report.candidates.push_back({ms.back(), 0, 0.0f});
+    if (plan.skinny) report.chosen = static_cast<int>(plan.candidates.size());
   }
   return report;
 }

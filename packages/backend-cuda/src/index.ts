@@ -50,10 +50,12 @@ export function registerCudaBackend({ activate = false }: RegisterCudaOptions = 
  * exactly; also set by MAMBA_TS_CUDA_SYNC=1), `tf32` (f32 matmuls on tensor cores with TF32 inputs: faster, about
  * three significant digits per product, so off by default; also MAMBA_TS_CUDA_TF32=1), `gemmTune` (1, the default:
  * the first time a GEMM shape runs, time cuBLASLt's candidate algorithms and keep the fastest; 0: take the heuristic's
- * first choice; also MAMBA_TS_CUDA_GEMM_TUNE=0) and `profile` (see takeProfile; also MAMBA_TS_CUDA_PROFILE=1).
+ * first choice; also MAMBA_TS_CUDA_GEMM_TUNE=0), `skinnyGemm` (the few-rows kernel for x·Wᵀ with M ≤ 64, as in
+ * decoding: -1, the default, where timing the shape found it faster than cuBLASLt; 1 wherever it fits; 0 never) and
+ * `profile` (see takeProfile; also MAMBA_TS_CUDA_PROFILE=1).
  */
 export function setCudaOption(
-  name: 'scanForwardChunk' | 'scanBackwardChunk' | 'debugSync' | 'tf32' | 'gemmTune' | 'profile',
+  name: 'scanForwardChunk' | 'scanBackwardChunk' | 'debugSync' | 'tf32' | 'gemmTune' | 'skinnyGemm' | 'profile',
   value: number,
 ): void {
   if (name === 'profile') setProfiling(nativeAddon(), value !== 0);

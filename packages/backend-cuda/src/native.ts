@@ -30,7 +30,7 @@ export interface NativeMemory {
   liveBuffers: number;
 }
 
-export type NativeOption = 'scanForwardChunk' | 'scanBackwardChunk' | 'debugSync' | 'tf32' | 'gemmTune' | 'profile';
+export type NativeOption = 'scanForwardChunk' | 'scanBackwardChunk' | 'debugSync' | 'tf32' | 'gemmTune' | 'skinnyGemm' | 'profile';
 
 export interface NativeProfileRow {
   label: string;

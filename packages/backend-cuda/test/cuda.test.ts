@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import * as T from '@mamba-ts/tensor';
-import { CudaBuffer, type CudaBackend } from '../src/index.js';
+import { CudaBuffer, setCudaOption, type CudaBackend } from '../src/index.js';
 import { describeGpu, on, toCuda, violation } from './gpu.js';
 
 describeGpu('cuda backend', () => {
@@ -105,6 +105,45 @@ describeGpu('cuda backend', () => {
         expect(v, `${dtype} ${JSON.stringify([as, bs, transA, transB])}`).toBeLessThanOrEqual(1);
         T.dispose([a, b, want, ga, gb, got]);
       }
+    }
+  });
+
+  test('the few-rows GEMM kernel (forced on) matches cpu for x·Wᵀ with 1 to 64 rows, and cuBLASLt where it does not fit', async () => {
+    setCudaOption('skinnyGemm', 1);
+    try {
+      // rows, out features, in features: every row bucket (1, 2, ≤4, ≤8 per block), a partial last block of rows, K of
+      // one and of many 16-byte sweeps, and K = 20 (not a whole number of bf16 vectors: cuBLASLt takes it).
+      const cases: [number, number, number][] = [[1, 80, 1536], [2, 33, 64], [3, 7, 256], [8, 130, 768], [37, 9, 40], [64, 5, 20]];
+      for (const dtype of ['f32', 'bf16', 'f16'] as const) {
+        const [atol, rtol] = dtype === 'f32' ? [1e-4, 1e-4] : [2e-2, 2e-2];
+        for (const [M, N, K] of cases) {
+          const x = on('cpu', () => T.randomNormal([M, K], { seed: 3, dtype }));
+          const w = on('cpu', () => T.randomNormal([N, K], { seed: 4, dtype }));
+          const want = on('cpu', () => T.matmul(x, w, { transB: true }));
+          const [gx, gw] = [toCuda(x), toCuda(w)];
+          const got = T.matmul(gx, gw, { transB: true });
+          const v = violation(await got.toFloat32(), want.toFloat32Sync(), atol * Math.sqrt(K), rtol);
+          expect(v, `${dtype} ${M}×${N}×${K}`).toBeLessThanOrEqual(1);
+          T.dispose([x, w, want, gx, gw, got]);
+        }
+      }
+    } finally {
+      setCudaOption('skinnyGemm', -1);
+    }
+  });
+
+  test('argmax of few long rows (split into parts, then the best part) matches cpu, ties to the lowest index', async () => {
+    for (const [rows, cols] of [[1, 50280], [3, 9001], [64, 50280]] as const) {
+      const x = on('cpu', () => T.randomNormal([rows, cols], { seed: rows, dtype: 'bf16' })); // bf16: many equal values
+      const values = x.toFloat32Sync();
+      for (let r = 0; r < rows; r++) values[r * cols + cols - 1 - r] = 100; // a late maximum…
+      for (let r = 0; r < rows; r += 2) values[r * cols + 4097 + r] = 100; // …and on even rows an earlier tie
+      const xs = on('cpu', () => T.tensor(values, [rows, cols], 'bf16'));
+      const want = on('cpu', () => T.argmax(xs));
+      const gx = toCuda(xs);
+      const got = T.argmax(gx);
+      expect(Array.from(await got.data()), `${rows}×${cols}`).toEqual(Array.from(want.dataSync()));
+      T.dispose([x, xs, want, gx, got]);
     }
   });
 

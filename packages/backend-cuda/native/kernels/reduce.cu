@@ -90,25 +90,34 @@ __global__ void combinePartsKernel(int kind, const double* partial, Out y, long 
   }
 }
 
-/** First index of the largest value of each row (ties keep the lower index). */
-__global__ void argmaxKernel(In x, int* out, long long rows, long long cols) {
+/** Where argmaxKernel leaves one (value, index) per part of a row, for argmaxPartsKernel; null pointers when a row is
+ *  one part. */
+struct ArgmaxParts {
+  float* values;
+  long long* indices;
+};
+
+/** First index of the largest value in columns [part·span, (part + 1)·span) of each row (ties keep the lower index):
+ *  block (row, part), rows with a grid stride. One part: the row's answer goes to out; else to parts (row, part). */
+__global__ void argmaxKernel(In x, int* out, ArgmaxParts parts, long long rows, long long cols, long long span) {
   __shared__ float bestValues[32];
   __shared__ long long bestIndices[32];
+  const long long c1 = min(cols, (blockIdx.y + 1) * span);
   for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
     float best = -INFINITY;
     long long bestIndex = -1;
     // Four independent loads in flight per thread; each thread still visits its columns in increasing order.
-    for (long long c0 = threadIdx.x; c0 < cols; c0 += 4LL * blockDim.x) {
+    for (long long c0 = blockIdx.y * span + threadIdx.x; c0 < c1; c0 += 4LL * blockDim.x) {
       float v[4];
 #pragma unroll
       for (int u = 0; u < 4; u++) {
         long long c = c0 + u * (long long)blockDim.x;
-        v[u] = c < cols ? x[r * cols + c] : 0.0f;
+        v[u] = c < c1 ? x[r * cols + c] : 0.0f;
       }
 #pragma unroll
       for (int u = 0; u < 4; u++) {
         long long c = c0 + u * (long long)blockDim.x;
-        if (c < cols && (bestIndex < 0 || v[u] > best)) {
+        if (c < c1 && (bestIndex < 0 || v[u] > best)) {
           best = v[u];
           bestIndex = c;
         }
@@ -139,8 +148,30 @@ __global__ void argmaxKernel(In x, int* out, long long rows, long long cols) {
           bestIndex = oi;
         }
       }
-      out[r] = static_cast<int>(bestIndex < 0 ? 0 : bestIndex);
+      if (parts.values) {
+        parts.values[r * gridDim.y + blockIdx.y] = best;
+        parts.indices[r * gridDim.y + blockIdx.y] = bestIndex;
+      } else {
+        out[r] = static_cast<int>(bestIndex < 0 ? 0 : bestIndex);
+      }
     }
+  }
+}
+
+/** out[r] = the index of the best of row r's parts, taken in column order (ties keep the lower index). */
+__global__ void argmaxPartsKernel(ArgmaxParts parts, int* out, long long rows, int count) {
+  for (long long r = blockIdx.x * (long long)blockDim.x + threadIdx.x; r < rows; r += (long long)gridDim.x * blockDim.x) {
+    float best = -INFINITY;
+    long long bestIndex = -1;
+    for (int p = 0; p < count; p++) {
+      long long i = parts.indices[r * count + p];
+      float v = parts.values[r * count + p];
+      if (i >= 0 && (bestIndex < 0 || v > best)) {
+        best = v;
+        bestIndex = i;
+      }
+    }
+    out[r] = static_cast<int>(bestIndex < 0 ? 0 : bestIndex);
   }
 }
 
@@ -208,9 +239,22 @@ void argmaxOp(Args& a) {
   int* out = a.as<int>();
   long long rows = a.i64(), cols = a.i64();
   if (rows == 0) return;
-  // Few long rows (greedy decoding: one row of vocabulary logits per sequence): a wide block per row.
-  int threads = rows < 2LL * multiprocessors() ? 1024 : 256;
-  argmaxKernel<<<rowBlocks(rows), threads, 0, stream()>>>(x, out, rows, cols);
+  // Fewer rows than multiprocessors (greedy decoding: one row of vocabulary logits per sequence): each row is split
+  // into parts of at least kArgmaxMinSpan columns, enough to give every multiprocessor two blocks, and a second
+  // kernel picks the best part of each row.
+  constexpr long long kArgmaxMinSpan = 2048;
+  const long long sms = multiprocessors();
+  long long count = rows < sms ? std::min({(2 * sms + rows - 1) / rows, (cols + kArgmaxMinSpan - 1) / kArgmaxMinSpan, 64LL}) : 1;
+  if (count <= 1) {
+    argmaxKernel<<<rowBlocks(rows), 256, 0, stream()>>>(x, out, ArgmaxParts{nullptr, nullptr}, rows, cols, cols);
+    return;
+  }
+  const long long span = (cols + count - 1) / count;
+  count = (cols + span - 1) / span;
+  Scratch values(rows * count * sizeof(float)), indices(rows * count * sizeof(long long));
+  ArgmaxParts parts{values.as<float>(), indices.as<long long>()};
+  argmaxKernel<<<dim3(static_cast<unsigned>(rows), static_cast<unsigned>(count)), 256, 0, stream()>>>(x, out, parts, rows, cols, span);
+  argmaxPartsKernel<<<blocksFor(rows, 128), 128, 0, stream()>>>(parts, out, rows, static_cast<int>(count));
 }
 
 /** x, y, rows, cols */

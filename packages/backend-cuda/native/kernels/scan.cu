@@ -585,7 +585,8 @@ __global__ void sumRowGroupsKernel(const float* part, long long rows, long long 
   long long k0 = g * per, k1 = min(rows, k0 + per);
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < width; i += (long long)gridDim.x * blockDim.x) {
     float acc = 0.0f;
-    for (long long k = k0; k < k1; k++) acc += part[k * width + i];
+#pragma unroll 8
+    for (long long k = k0; k < k1; k++) acc += part[k * width + i];  // loads in flight together, adds in order
     mid[g * width + i] = acc;
   }
 }
@@ -595,6 +596,7 @@ __global__ void sumRowGroupsKernel(const float* part, long long rows, long long 
 __global__ void sumRowsKernel(const float* part, long long rows, long long width, long long inner, long long middle, Out out) {
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < width; i += (long long)gridDim.x * blockDim.x) {
     float acc = 0.0f;
+#pragma unroll 8
     for (long long k = 0; k < rows; k++) acc += part[k * width + i];
     long long j = i % inner, m = (i / inner) % middle, o = i / (inner * middle);
     out.set((o * inner + j) * middle + m, acc);
