@@ -411,6 +411,27 @@ __device__ __forceinline__ float warpSum16(float (&v)[16]) {
   return v[0] + __shfl_xor_sync(0xffffffffu, v[0], 1);
 }
 
+/** Where a backward chunk starts: the thread's place, the chunk's first step and its length. */
+struct ChunkStart {
+  Place p;
+  long long t0;
+  int len;
+};
+
+/** Stages the chunk's B/C columns in shared memory and loads the thread's per-step values (ends with a barrier). */
+template <class T>
+__device__ __forceinline__ ChunkStart startChunk(const Scan<T>& s, const T* dy, long long span, float (*Bcols)[R],
+                                                 float (*Ccols)[R], ChunkSteps& st) {
+  Place p = place(s.E);
+  long long t0 = p.c * span;
+  int len = static_cast<int>(min(span, s.L - t0));
+  loadColumns(s, s.Bm, p.b, t0, len, Bcols);
+  loadColumns(s, s.Cm, p.b, t0, len, Ccols);
+  loadSteps(s, dy, p, t0, len, st);
+  __syncthreads();
+  return ChunkStart{p, t0, len};
+}
+
 /** Backward (1): per chunk, Σ dt, the state from zero (hloc) and the adjoint it sends to its left from a zero adjoint
  *  at its right end (gloc). One state at a time, like the chunk kernel below. */
 template <class T>
@@ -418,14 +439,8 @@ __global__ void __launch_bounds__(kThreads, 5) chunkSummaryBackwardKernel(Scan<T
                                                                        float* dtSum, float* hloc, float* gloc) {
   __shared__ __align__(16) float Bcols[kMaxState][R];
   __shared__ __align__(16) float Ccols[kMaxState][R];
-  Place p = place(s.E);
-  long long t0 = p.c * span;
-  int len = static_cast<int>(min(span, s.L - t0));
-  loadColumns(s, s.Bm, p.b, t0, len, Bcols);
-  loadColumns(s, s.Cm, p.b, t0, len, Ccols);
   ChunkSteps st;
-  loadSteps(s, dy, p, t0, len, st);
-  __syncthreads();
+  const Place p = startChunk(s, dy, span, Bcols, Ccols, st).p;
   if (!p.active) return;
   float sum = 0.0f;
 #pragma unroll
@@ -478,14 +493,11 @@ __global__ void __launch_bounds__(kThreads, 3) chunkBackwardKernel(Scan<T> s, co
                                                                 const float* entry, const float* exitAdjoint, ScanGrads gr) {
   __shared__ __align__(16) float Bcols[kMaxState][R];
   __shared__ __align__(16) float Ccols[kMaxState][R];
-  Place p = place(s.E);
-  long long t0 = p.c * span;
-  int len = static_cast<int>(min(span, s.L - t0));
-  loadColumns(s, s.Bm, p.b, t0, len, Bcols);
-  loadColumns(s, s.Cm, p.b, t0, len, Ccols);
   ChunkSteps st;
-  loadSteps(s, dy, p, t0, len, st);
-  __syncthreads();
+  const ChunkStart start = startChunk(s, dy, span, Bcols, Ccols, st);
+  const Place p = start.p;
+  const long long t0 = start.t0;
+  const int len = start.len;
 
   // Per-step sums over the states: Σ_n dh·a·h_{t−1}·A_n (→ ddt), Σ_n dh·B_n (→ du, ddt), Σ_n h·C_n (→ dz).
   float xA[R], dhB[R], pre[R];
