@@ -8,6 +8,8 @@ export interface InferResult {
   /** Tokens per measured call: B·L for prefill, B per decode step. */
   tokensPerCall: number;
   tokensPerSecond: Summary;
+  /** All timed tokens over the whole timed run: for a pipelined decode loop, steadier than the per-step intervals. */
+  wholeRunTokensPerSecond: number;
   peakBytes: number;
   /** Decode: the compute dtype, whether the step ran as a replayed graph and with the fused decode kernels. */
   dtype?: DType;
@@ -30,6 +32,7 @@ export async function benchPrefill(model: MambaLM, batch: number, length: number
   const ids = tensor(randomIds(batch, length, model.config.vocabSize, seed), [batch, length], 'i32');
   const rates: number[] = [];
   let peak = 0;
+  let timedSeconds = 0;
   for (let r = 0; r <= repeats; r++) {
     resetPeak();
     const t0 = performance.now();
@@ -43,17 +46,25 @@ export async function benchPrefill(model: MambaLM, batch: number, length: number
     const seconds = (performance.now() - t0) / 1000;
     last.dispose();
     peak = Math.max(peak, memory().peakBytes);
-    if (r > 0) rates.push((batch * length) / seconds); // the first call warms up
+    if (r > 0) {
+      // the first call warms up
+      rates.push((batch * length) / seconds);
+      timedSeconds += seconds;
+    }
   }
   ids.dispose();
-  return { mode: 'prefill', batchSize: batch, tokensPerCall: batch * length, tokensPerSecond: summarize(rates), peakBytes: peak };
+  return {
+    mode: 'prefill', batchSize: batch, tokensPerCall: batch * length, tokensPerSecond: summarize(rates),
+    wholeRunTokensPerSecond: (batch * length * repeats) / timedSeconds, peakBytes: peak,
+  };
 }
 
 /**
  * Greedy decoding throughput in `dtype` (default bf16), as a streaming generator runs it: a Decoder (one replayed
  * graph per token where the backend can capture, the argmax taken on the device and fed back) advances `tokens`
  * times and every step's tokens are read back to the host, one step behind the device (the read of step t overlaps
- * step t+1). Rates are tokens per interval between consecutive reads; the first step (graph capture) is not timed.
+ * step t+1). Rates are tokens per interval between consecutive reads, and all of them over the whole timed run; the
+ * first step (graph capture) is not timed.
  */
 export async function benchDecode(model: MambaLM, batch: number, tokens: number, seed: number, dtype: DType = 'bf16'): Promise<InferResult> {
   const previous = model.computeDType;
@@ -66,7 +77,8 @@ export async function benchDecode(model: MambaLM, batch: number, tokens: number,
     decoder.advance();
     let pending = decoder.argmax();
     const rates: number[] = [];
-    let last = performance.now();
+    const start = performance.now();
+    let last = start;
     for (let t = 1; t < tokens; t++) {
       decoder.advance();
       await pending;
@@ -77,7 +89,8 @@ export async function benchDecode(model: MambaLM, batch: number, tokens: number,
     }
     await pending;
     return {
-      mode: 'decode', batchSize: batch, tokensPerCall: batch, tokensPerSecond: summarize(rates), peakBytes: memory().peakBytes,
+      mode: 'decode', batchSize: batch, tokensPerCall: batch, tokensPerSecond: summarize(rates),
+      wholeRunTokensPerSecond: (batch * rates.length) / ((last - start) / 1000), peakBytes: memory().peakBytes,
       dtype, graph: decoder.captured, fused: decoder.fused,
     };
   } finally {

@@ -28,6 +28,11 @@ describe('bench report', () => {
     expect(lora.trainableParameters).toBeLessThan(full.trainableParameters / 4);
     expect(report.ratios.find((r) => r.mode === 'full-fp32')).toEqual({ mode: 'full-fp32', tokensPerSecond: 1, memoryPerTokenReduction: 0 });
     expect(report.inference.map((i) => `${i.mode}${i.batchSize}`)).toEqual(['prefill1', 'decode1', 'decode2']);
+    for (const i of report.inference) {
+      // equal tokens per interval: the whole-run rate is their harmonic mean, within their range
+      expect(i.wholeRunTokensPerSecond).toBeGreaterThanOrEqual(i.tokensPerSecond.min * (1 - 1e-9));
+      expect(i.wholeRunTokensPerSecond).toBeLessThanOrEqual(i.tokensPerSecond.max * (1 + 1e-9));
+    }
     expect(report.scaling.map((p) => `${p.model}${p.seqLen}`)).toEqual(['mamba8', 'transformer8', 'mamba16', 'transformer16']);
     expect(report.model.parameters).toBe(parameterCount(presetConfig('tiny')));
   }, 120_000);

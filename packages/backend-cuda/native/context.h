@@ -95,8 +95,13 @@ struct Options {
   /** The few-rows GEMM kernel (kernels/skinny.cu) where it fits: -1 when timing says it is faster (with gemmTune),
    *  1 always, 0 never. */
   int skinnyGemm = -1;
+  /** Programmatic dependent launch for the kernels that support it (launchDependent): -1 = MAMBA_TS_CUDA_PDL (on
+   *  unless "0"), 1 on, 0 off. */
+  int dependentLaunch = -1;
 };
 Options& options();
+/** Whether launchDependent asks for programmatic dependent launch (options().dependentLaunch, then the environment). */
+bool dependentLaunchEnabled();
 
 using OpFn = void (*)(Args&);
 

@@ -305,6 +305,16 @@ DeviceErrors* deviceErrors() { return state().errors; }
 int multiprocessors() { return state().sms; }
 Options& options() { return state().opts; }
 
+bool dependentLaunchEnabled() {
+  int option = state().opts.dependentLaunch;
+  if (option >= 0) return option != 0;
+  static const bool fromEnv = [] {
+    const char* v = std::getenv("MAMBA_TS_CUDA_PDL");
+    return !(v && std::strcmp(v, "0") == 0);
+  }();
+  return fromEnv;
+}
+
 void zeroFill(void* ptr, size_t bytes) {
   if (bytes == 0) return;
   check(cudaMemsetAsync(ptr, 0, bytes, state().stream), "cudaMemsetAsync");

@@ -5,11 +5,12 @@ import { basicKernels } from './kernels/basic.js';
 import { decodeKernels } from './kernels/decode.js';
 import { fusedKernels } from './kernels/fused.js';
 import { formatCudaProfile, profilingEnabled, setProfiling, takeCudaProfile, timedKernel, type CudaProfile } from './profile.js';
+import type { NativeOption } from './native.js';
 
 export { cudaStatus, isAvailable, unavailableReason, type CudaStatus } from './availability.js';
 export { CudaBackend, CudaBuffer } from './backend.js';
 export { formatCudaProfile, type CudaProfile, type ProfileRow } from './profile.js';
-export { addonPath, cublasLtCandidates, type NativeAddon, type ProbeInfo, type InitInfo } from './native.js';
+export { addonPath, cublasLtCandidates, type NativeAddon, type NativeOption, type ProbeInfo, type InitInfo } from './native.js';
 
 export interface RegisterCudaOptions {
   /** Make `cuda` the active backend (default false). */
@@ -51,11 +52,13 @@ export function registerCudaBackend({ activate = false }: RegisterCudaOptions = 
  * three significant digits per product, so off by default; also MAMBA_TS_CUDA_TF32=1), `gemmTune` (1, the default:
  * the first time a GEMM shape runs, time cuBLASLt's candidate algorithms and keep the fastest; 0: take the heuristic's
  * first choice; also MAMBA_TS_CUDA_GEMM_TUNE=0), `skinnyGemm` (the few-rows kernel for x·Wᵀ with M ≤ 64, as in
- * decoding: -1, the default, where timing the shape found it faster than cuBLASLt; 1 wherever it fits; 0 never) and
- * `profile` (see takeProfile; also MAMBA_TS_CUDA_PROFILE=1).
+ * decoding: -1, the default, where timing the shape found it faster than cuBLASLt; 1 wherever it fits; 0 never),
+ * `dependentLaunch` (the decode step's kernels start their blocks while the kernel before them finishes, with
+ * programmatic dependent launch: 1 on, 0 off, -1 the default: on unless MAMBA_TS_CUDA_PDL=0) and `profile` (see
+ * takeProfile; also MAMBA_TS_CUDA_PROFILE=1).
  */
 export function setCudaOption(
-  name: 'scanForwardChunk' | 'scanBackwardChunk' | 'debugSync' | 'tf32' | 'gemmTune' | 'skinnyGemm' | 'profile',
+  name: NativeOption,
   value: number,
 ): void {
   if (name === 'profile') setProfiling(nativeAddon(), value !== 0);

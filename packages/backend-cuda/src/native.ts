@@ -30,7 +30,8 @@ export interface NativeMemory {
   liveBuffers: number;
 }
 
-export type NativeOption = 'scanForwardChunk' | 'scanBackwardChunk' | 'debugSync' | 'tf32' | 'gemmTune' | 'skinnyGemm' | 'profile';
+export type NativeOption =
+  | 'scanForwardChunk' | 'scanBackwardChunk' | 'debugSync' | 'tf32' | 'gemmTune' | 'skinnyGemm' | 'dependentLaunch' | 'profile';
 
 export interface NativeProfileRow {
   label: string;

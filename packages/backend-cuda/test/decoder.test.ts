@@ -2,6 +2,7 @@ import { expect, test } from 'vitest';
 import * as T from '@mamba-ts/tensor';
 import { fallbackReport } from '@mamba-ts/tensor/testing';
 import { Decoder, MambaLM, presetConfig, type MambaConfig } from '@mamba-ts/ssm';
+import { setCudaOption } from '../src/index.js';
 import { describeGpu, on, onAsync, violation } from './gpu.js';
 
 // Odd sizes, biases and an untied head, so the fused decode kernels see unaligned rows.
@@ -82,6 +83,59 @@ describeGpu('the Decoder on cuda (CUDA graph replay, fused decode kernels)', () 
     });
     expect(got).toEqual(tokens.slice(1).map((t) => Array.from(t)));
     model.dispose();
+  });
+
+  test('kernels started early (programmatic dependent launch) give the logits of kernels started in turn', async () => {
+    const model = modelOn('cuda', 'bf16');
+    const decode = (dependentLaunch: number) =>
+      onAsync('cuda', async () => {
+        setCudaOption('dependentLaunch', dependentLaunch);
+        const decoder = new Decoder(model, 3);
+        const out: Float32Array[] = [];
+        for (const ids of steps) {
+          decoder.feed(ids);
+          out.push(await decoder.logits.toFloat32());
+          for (let t = 0; t < 4; t++) decoder.advance();
+          out.push(await decoder.logits.toFloat32());
+        }
+        decoder.dispose();
+        return out;
+      });
+    try {
+      const inTurn = await decode(0);
+      const early = await decode(1);
+      early.forEach((logits, i) => expect(logits, `step ${i}`).toEqual(inTurn[i]));
+    } finally {
+      setCudaOption('dependentLaunch', -1);
+    }
+    model.dispose();
+  });
+
+  test('convStep and ssmStep in place leave in the state what they return as a new state', async () => {
+    const [B, E, N, R, W] = [6, 37, 16, 5, 4];
+    let seed = 3;
+    const g = (shape: number[], dtype: T.DType = 'f32', std = 1) => T.randomNormal(shape, { std, seed: seed++, dtype });
+    // [in place, as a new tensor] for the conv state, conv output, ssm state and ssm output
+    const pairs = on('cuda', () =>
+      T.tidy(() => {
+        const xz = g([B, 2 * E + 1], 'bf16');
+        const conv = { xz, weight: g([E, W], 'f32', 0.5), bias: g([E]), silu: true };
+        const convState = g([B, E, W - 1], 'bf16');
+        const convWant = T.convStep({ ...conv, convState });
+        const convGot = T.convStep({ ...conv, convState, inPlace: true });
+        expect(convGot.state).toBe(convState);
+        const ssm = { x: convWant.x, xz, dbc: g([B, R + 2 * N], 'bf16'), dtWeight: g([E, R], 'f32', 0.2), ALog: g([E, N]), D: g([E]) };
+        const state = g([B, E, N]);
+        const ssmWant = T.ssmStep({ ...ssm, state });
+        const ssmGot = T.ssmStep({ ...ssm, state, inPlace: true });
+        expect(ssmGot.state).toBe(state);
+        return [[convState, convWant.state], [convGot.x, convWant.x], [state, ssmWant.state], [ssmGot.y, ssmWant.y]];
+      }),
+    );
+    for (const [i, [got, want]] of pairs.entries()) {
+      expect(await got.toFloat32(), ['conv state', 'conv x', 'ssm state', 'ssm y'][i]).toEqual(await want.toFloat32());
+    }
+    T.dispose(pairs.flat());
   });
 
   test('a capture that uploads or reads is refused with a sentence, and the backend keeps working', async () => {

@@ -145,7 +145,7 @@ export class Decoder {
     }
     if (this.#capture) {
       // One eager step first (results dropped): GEMM plans get chosen outside the capture.
-      engine().noGrad(() => engine().tidy(() => void this.#compute()));
+      engine().noGrad(() => engine().tidy(() => void this.#compute(false)));
       let captured: { result: Tensor; graph: CapturedGraph };
       try {
         captured = engine().capture(() => this.#stepInPlace());
@@ -164,22 +164,24 @@ export class Decoder {
     this.#logits = logits.keep();
   }
 
-  /** One step whose new state and argmax are copied over the input buffers; returns the logits. */
+  /** One step that leaves its new state and argmax in the input buffers; returns the logits. */
   #stepInPlace(): Tensor {
-    const { logits, state } = this.#compute();
+    const { logits, state } = this.#compute(true);
     const next = argmax(logits);
-    engine().assign([
-      ...this.#state.layers.flatMap((layer, i) => [
-        [layer.conv, state.layers[i].conv] as const,
-        [layer.ssm, state.layers[i].ssm] as const,
-      ]),
-      [this.#ids, next],
+    // The fused kernels wrote the state in place; model.step made a new one, copied over the old.
+    const stateCopies = state === this.#state ? [] : this.#state.layers.flatMap((layer, i) => [
+      [layer.conv, state.layers[i].conv] as const,
+      [layer.ssm, state.layers[i].ssm] as const,
     ]);
+    engine().assign([...stateCopies, [this.#ids, next]]);
     return logits;
   }
 
-  #compute(): { logits: Tensor; state: MambaState } {
-    return this.#weights ? fusedStep(this.#model, this.#weights, this.#ids, this.#state) : this.#model.step(this.#ids, this.#state);
+  /** One step on the current ids and state; `inPlace`: the fused kernels overwrite the state (model.step never). */
+  #compute(inPlace: boolean): { logits: Tensor; state: MambaState } {
+    return this.#weights
+      ? fusedStep(this.#model, this.#weights, this.#ids, this.#state, inPlace)
+      : this.#model.step(this.#ids, this.#state);
   }
 }
 
@@ -191,8 +193,9 @@ export class Decoder {
  *   δBC      = x_proj(x)
  *   y, h'    = ssmStep(h, x, xz, δBC)                         dt_proj, softplus, A = −exp(A_log), D, gate silu(z)
  *   out      = out_proj(y)
+ * With `inPlace` conv' and h' are written over the given state, which is returned.
  */
-function fusedStep(model: MambaLM, w: StepWeights, ids: Tensor, state: MambaState): { logits: Tensor; state: MambaState } {
+function fusedStep(model: MambaLM, w: StepWeights, ids: Tensor, state: MambaState, inPlace: boolean): { logits: Tensor; state: MambaState } {
   const { layerNormEpsilon: eps, residualInFp32 } = model.config;
   const { dtype } = w;
   let residual = cast(embedding(w.embeddings, ids), residualInFp32 ? 'f32' : dtype);
@@ -201,16 +204,19 @@ function fusedStep(model: MambaLM, w: StepWeights, ids: Tensor, state: MambaStat
     const { sum, normed } = residualRmsNorm({ residual, update, weight: layer.norm, eps, outDtype: dtype });
     residual = sum;
     const xz = project(normed, layer.inProj);
-    const { x, state: conv } = convStep({ xz, convState: state.layers[i].conv, weight: layer.convWeight, bias: layer.convBias, silu: true });
+    const { x, state: conv } = convStep({
+      xz, convState: state.layers[i].conv, weight: layer.convWeight, bias: layer.convBias, silu: true, inPlace,
+    });
     const dbc = project(x, layer.xProj);
     const { y, state: ssm } = ssmStep({
       state: state.layers[i].ssm, x, xz, dbc, dtWeight: layer.dtWeight, dtBias: layer.dtBias, ALog: layer.ALog, D: layer.D, deltaSoftplus: true,
+      inPlace,
     });
     update = project(y, layer.outProj);
     return { conv, ssm };
   });
   const { normed } = residualRmsNorm({ residual, update, weight: w.normF, eps, outDtype: dtype });
-  return { logits: cast(matmul(normed, w.head, { transB: true }), 'f32'), state: new MambaState(next) };
+  return { logits: cast(matmul(normed, w.head, { transB: true }), 'f32'), state: inPlace ? state : new MambaState(next) };
 }
 
 function project(x: Tensor, p: Projection): Tensor {

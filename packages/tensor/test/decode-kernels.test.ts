@@ -206,6 +206,41 @@ describe('ssmStep = split + dt_proj matmul + neg(exp(ALog)) + selectiveStateUpda
   );
 });
 
+describe('inPlace: the new state written over the input state', () => {
+  test.each(['f32', 'bf16'] as const)('convStep (%s state): the same values as a new state, in the input tensor', (dtype) =>
+    T.tidy(() => {
+      const [B, E, W] = [3, 7, 4];
+      const xz = normal([B, 2 * E], dtype);
+      const convState = normal([B, E, W - 1], dtype);
+      const weight = normal([E, W], 'f32', 0.5);
+      const want = T.convStep({ xz, convState, weight, silu: true });
+      const got = T.convStep({ xz, convState, weight, silu: true, inPlace: true });
+      expect(got.state).toBe(convState);
+      expectEqual(got.x, want.x);
+      expectEqual(convState, want.state);
+    }),
+  );
+
+  test('ssmStep: the same values as a new state, in the input tensor; two steps in place = two steps', () =>
+    T.tidy(() => {
+      const [B, E, N, R] = [2, 5, 4, 3];
+      const state = normal([B, E, N]);
+      const fixed = { xz: normal([B, 2 * E]), dbc: normal([B, R + 2 * N]), dtWeight: normal([E, R], 'f32', 0.3), ALog: normal([E, N]), D: normal([E]) };
+      const x1 = normal([B, E]);
+      const x2 = normal([B, E]);
+      const first = T.ssmStep({ ...fixed, state, x: x1 });
+      const second = T.ssmStep({ ...fixed, state: first.state, x: x2 });
+      const inPlace1 = T.ssmStep({ ...fixed, state, x: x1, inPlace: true });
+      expect(inPlace1.state).toBe(state);
+      expectEqual(inPlace1.y, first.y);
+      expectEqual(state, first.state);
+      const inPlace2 = T.ssmStep({ ...fixed, state, x: x2, inPlace: true });
+      expectEqual(inPlace2.y, second.y);
+      expectEqual(state, second.state);
+    }),
+  );
+});
+
 describe('inference only', () => {
   test.each([
     ['residualRmsNorm', (x: Tensor) => T.residualRmsNorm({ residual: x, weight: T.ones([7]) }).normed, 'add and rmsNorm'],

@@ -14,6 +14,8 @@ struct CopyTable {
 };
 
 __global__ void copyManyKernel(CopyTable t) {
+  waitForPrevious();
+  startNext();
   char* dst = t.dst[blockIdx.y];
   const char* src = t.src[blockIdx.y];
   long long n = t.bytes[blockIdx.y];
@@ -45,7 +47,7 @@ void copyManyOp(Args& args) {
     if (largest == 0) continue;
     unsigned blocks = blocksFor((largest + 15) / 16, 256);
     if (blocks > 1024) blocks = 1024;
-    copyManyKernel<<<dim3(blocks, n), 256, 0, stream()>>>(t);
+    launchDependent(copyManyKernel, dim3(blocks, n), 256, 0, t);
   }
 }
 

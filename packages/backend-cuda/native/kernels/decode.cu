@@ -86,6 +86,8 @@ __device__ __forceinline__ int normCount(int cols, int c0, int stride) {
 
 __global__ void residualRmsNormKernel(In residual, In update, In weight, Out sum, Out normed, int rows, int cols,
                                       float eps) {
+  waitForPrevious();
+  startNext();
   const int stride = blockDim.x;
   const int tile = kNormPerThread * stride;
   const bool inTile = cols <= tile;  // one pass: the sums and the weights stay in registers
@@ -142,8 +144,8 @@ void residualRmsNormOp(Args& a) {
   long long perThread = (cols + kNormPerThread - 1) / kNormPerThread;
   int threads = static_cast<int>(((perThread + 31) / 32) * 32);
   if (threads > 1024) threads = 1024;
-  residualRmsNormKernel<<<gridCap(rows, 8), threads, 0, stream()>>>(
-      residual, update, weight, sum, normed, static_cast<int>(rows), static_cast<int>(cols), eps);
+  launchDependent(residualRmsNormKernel, gridCap(rows, 8), threads, 0, residual, update, weight, sum, normed,
+                  static_cast<int>(rows), static_cast<int>(cols), eps);
 }
 
 // ---- convStep ----
@@ -156,6 +158,8 @@ constexpr int kConvThreads = 128;
  *  are loaded once for all of them, and no index is divided. */
 __global__ void __launch_bounds__(kConvThreads)
     convStepKernel(In xz, In convState, In weight, In bias, Out x, Out state, int B, int E, int C, int W, bool silu) {
+  waitForPrevious();
+  startNext();
   const int e = blockIdx.x * kConvThreads + threadIdx.x;
   if (e >= E) return;
   const bool inRegisters = W <= kConvTaps;
@@ -209,8 +213,8 @@ void convStepOp(Args& a) {
   const long long columns = blocksFor(E, kConvThreads);
   const long long rowBlocks = (gridCap(columns * B, 16) + columns - 1) / columns;
   const dim3 grid(static_cast<unsigned>(columns), static_cast<unsigned>(rowBlocks < 65535 ? rowBlocks : 65535));
-  convStepKernel<<<grid, kConvThreads, 0, stream()>>>(xz, convState, weight, bias, x, state, static_cast<int>(B),
-                                                      static_cast<int>(E), static_cast<int>(C), W, silu);
+  launchDependent(convStepKernel, grid, kConvThreads, 0, xz, convState, weight, bias, x, state, static_cast<int>(B),
+                  static_cast<int>(E), static_cast<int>(C), W, silu);
 }
 
 // ---- ssmStep ----
@@ -364,6 +368,17 @@ __global__ void __launch_bounds__(kSsmThreads, ROWS == 1 ? 1 : 6) ssmStepKernel(
   const bool writer = active && (lane & (G / ROWS - 1)) == 0;  // one of the lanes holding myRow's total
   const int n0 = V * lane;                                      // the lane's first state
   const int stateOffset = e * N + n0;                           // in a batch row of the state
+  {  // the block's states of its first row tile, on their way into L2 while the previous kernel finishes
+    const int lineFloats = 32, blockFloats = kChannels * N, lines = (blockFloats + lineFloats - 1) / lineFloats;
+    const long long first = static_cast<long long>(blockIdx.x) * blockFloats;
+    for (int i = threadIdx.x; i < ROWS * lines; i += kSsmThreads) {
+      const int j = i / lines, b = blockIdx.y * ROWS + j;
+      const long long at = first + static_cast<long long>(i - j * lines) * lineFloats;
+      if (b < p.B && at < static_cast<long long>(E) * N) prefetchL2(p.state + b * static_cast<long long>(E) * N + at);
+    }
+  }
+  waitForPrevious();
+  startNext();
 
   const float bias = p.dtBias.present() ? p.dtBias[e] : 0.0f;
   const float De = p.D.present() ? p.D[e] : 0.0f;
@@ -549,7 +564,7 @@ void launchSsmStepAs(SsmStep p) {
     rowBlocks = rowTiles;
   }
   const dim3 grid(static_cast<unsigned>(channelTiles), static_cast<unsigned>(rowBlocks));
-  kernel<<<grid, kSsmThreads, sharedBytes, stream()>>>(p);
+  launchDependent(kernel, grid, kSsmThreads, sharedBytes, p);
 }
 
 /** Lanes per channel: enough for N states V at a time (at most 32; more states loop), at least 4 (so that four

@@ -72,6 +72,48 @@ __device__ __forceinline__ float siluGradf(float x) {
 __device__ __forceinline__ float softplusf(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
 __device__ __forceinline__ float softplusGradf(float x) { return x > 20.0f ? 1.0f : sigmoidf(x); }
 
+// ---- programmatic dependent launch (sm_90) ----
+// A kernel launched with launchDependent may have its blocks running while the kernel before it on the stream still
+// runs: only what does not depend on earlier kernels (index math, L2 prefetches) may come before waitForPrevious.
+
+/** Waits until the kernel before this one has finished and its writes are visible (at once without a dependency).
+ *  Every thread of a kernel launched with launchDependent calls it before reading what earlier kernels wrote and
+ *  before writing anything. */
+__device__ __forceinline__ void waitForPrevious() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+/** Lets the next kernel's blocks start (they run up to their own waitForPrevious). */
+__device__ __forceinline__ void startNext() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+/** Brings the 128-byte line at p into L2. Safe before waitForPrevious: L2 is coherent, a later read sees any write. */
+__device__ __forceinline__ void prefetchL2(const void* p) { asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p)); }
+
+/** kernel<<<grid, block, shared, stream()>>>(args...), as a programmatic dependent of the kernel before it where
+ *  dependentLaunchEnabled(); the kernel must call waitForPrevious (above). */
+template <class... Params, class... Actual>
+void launchDependent(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, Actual... args) {
+  cudaLaunchAttribute dependent{};
+  dependent.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  dependent.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = shared;
+  config.stream = stream();
+  if (dependentLaunchEnabled()) {
+    config.attrs = &dependent;
+    config.numAttrs = 1;
+  }
+  check(cudaLaunchKernelEx(&config, kernel, args...), "kernel launch");
+}
+
 /** Records the first kernel-detected error; the host reports it at the next sync or read. */
 __device__ __forceinline__ void reportError(DeviceErrors* errors, int code, long long index, long long value,
                                             long long bound) {

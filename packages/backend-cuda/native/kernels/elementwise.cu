@@ -151,6 +151,8 @@ __global__ void fillPackKernel(T* out, long long n, float value, int intValue, b
 /** y[i] = f(x[i]) over packs of kPack elements (vector loads and stores where `vector`), in fp32. */
 template <class From, class To, class F>
 __global__ void mapPackKernel(const From* x, To* y, long long n, bool vector, F f) {
+  waitForPrevious();
+  startNext();
   MCUDA_PACK_LOOP(p, packsOf(n)) {
     long long i = p * kPack;
     int valid = validIn(n, i);
@@ -397,7 +399,7 @@ void castOp(Args& a) {
         const From* px = static_cast<const From*>(x.p);
         To* py = static_cast<To*>(y.p);
         bool vector = packable<From>(px) && packable<To>(py);
-        mapPackKernel<<<packGrid(n), kThreads, 0, stream()>>>(px, py, n, vector, Identity{});
+        launchDependent(mapPackKernel<From, To, Identity>, packGrid(n), kThreads, 0, px, py, n, vector, Identity{});
         launched = true;
       }
     });
@@ -417,7 +419,8 @@ void affineOp(Args& a) {
     using T = decltype(tag);
     const T* px = static_cast<const T*>(x.p);
     T* py = static_cast<T*>(y.p);
-    mapPackKernel<<<packGrid(n), kThreads, 0, stream()>>>(px, py, n, packable<T>(px) && packable<T>(py), Affine{scale, offset});
+    launchDependent(mapPackKernel<T, T, Affine>, packGrid(n), kThreads, 0, px, py, n, packable<T>(px) && packable<T>(py),
+                    Affine{scale, offset});
   });
   if (!launched) affineKernel<<<gridFor(n), kThreads, 0, stream()>>>(x, y, n, scale, offset);
 }
@@ -438,7 +441,8 @@ void unaryOp(Args& a) {
         const T* px = static_cast<const T*>(x.p);
         T* py = static_cast<T*>(y.p);
         bool vector = packable<T>(px) && packable<T>(py);
-        mapPackKernel<<<packGrid(n), kThreads, 0, stream()>>>(px, py, n, vector, Unary<decltype(opTag)::value>{});
+        using F = Unary<decltype(opTag)::value>;
+        launchDependent(mapPackKernel<T, T, F>, packGrid(n), kThreads, 0, px, py, n, vector, F{});
       });
     });
   }

@@ -7,6 +7,8 @@ namespace {
 
 __global__ void embeddingKernel(In table, const int* ids, Out out, long long positions, long long vocab, long long dim,
                                 DeviceErrors* errors) {
+  waitForPrevious();
+  startNext();
   long long n = positions * dim;
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
     long long p = i / dim, d = i % dim;
@@ -52,8 +54,8 @@ void embeddingOp(Args& a) {
   Out out = readOut(a);
   long long positions = a.i64(), vocab = a.i64(), dim = a.i64();
   if (positions * dim == 0) return;
-  embeddingKernel<<<gridFor(positions * dim), 256, 0, stream()>>>(table, ids, out, positions, vocab, dim,
-                                                                   deviceErrors());
+  launchDependent(embeddingKernel, gridFor(positions * dim), 256, 0, table, ids, out, positions, vocab, dim,
+                  deviceErrors());
 }
 
 /** dout, ids, dtable, positions, vocab, dim */

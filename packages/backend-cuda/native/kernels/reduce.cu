@@ -102,6 +102,8 @@ struct ArgmaxParts {
 __global__ void argmaxKernel(In x, int* out, ArgmaxParts parts, long long rows, long long cols, long long span) {
   __shared__ float bestValues[32];
   __shared__ long long bestIndices[32];
+  waitForPrevious();
+  startNext();
   const long long c1 = min(cols, (blockIdx.y + 1) * span);
   for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
     float best = -INFINITY;
@@ -160,6 +162,8 @@ __global__ void argmaxKernel(In x, int* out, ArgmaxParts parts, long long rows, 
 
 /** out[r] = the index of the best of row r's parts, taken in column order (ties keep the lower index). */
 __global__ void argmaxPartsKernel(ArgmaxParts parts, int* out, long long rows, int count) {
+  waitForPrevious();
+  startNext();
   for (long long r = blockIdx.x * (long long)blockDim.x + threadIdx.x; r < rows; r += (long long)gridDim.x * blockDim.x) {
     float best = -INFINITY;
     long long bestIndex = -1;
@@ -246,15 +250,16 @@ void argmaxOp(Args& a) {
   const long long sms = multiprocessors();
   long long count = rows < sms ? std::min({(2 * sms + rows - 1) / rows, (cols + kArgmaxMinSpan - 1) / kArgmaxMinSpan, 64LL}) : 1;
   if (count <= 1) {
-    argmaxKernel<<<rowBlocks(rows), 256, 0, stream()>>>(x, out, ArgmaxParts{nullptr, nullptr}, rows, cols, cols);
+    launchDependent(argmaxKernel, rowBlocks(rows), 256, 0, x, out, ArgmaxParts{nullptr, nullptr}, rows, cols, cols);
     return;
   }
   const long long span = (cols + count - 1) / count;
   count = (cols + span - 1) / span;
   Scratch values(rows * count * sizeof(float)), indices(rows * count * sizeof(long long));
   ArgmaxParts parts{values.as<float>(), indices.as<long long>()};
-  argmaxKernel<<<dim3(static_cast<unsigned>(rows), static_cast<unsigned>(count)), 256, 0, stream()>>>(x, out, parts, rows, cols, span);
-  argmaxPartsKernel<<<blocksFor(rows, 128), 128, 0, stream()>>>(parts, out, rows, static_cast<int>(count));
+  launchDependent(argmaxKernel, dim3(static_cast<unsigned>(rows), static_cast<unsigned>(count)), 256, 0, x, out, parts,
+                  rows, cols, span);
+  launchDependent(argmaxPartsKernel, blocksFor(rows, 128), 128, 0, parts, out, rows, static_cast<int>(count));
 }
 
 /** x, y, rows, cols */

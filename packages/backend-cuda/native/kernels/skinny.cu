@@ -14,10 +14,17 @@ constexpr int kSkinnyThreads = 256;
 template <class T, int ROWS>
 __global__ void __launch_bounds__(kSkinnyThreads) skinnyGemmKernel(const T* x, const T* w, T* y, int M, int N, int K, float alpha) {
   constexpr int V = 16 / sizeof(T);
+  constexpr int kLine = 128 / sizeof(T);  // elements per L2 line
   const int n = (blockIdx.x * kSkinnyThreads + threadIdx.x) >> 5, lane = threadIdx.x & 31;
+  const T* wRow = w + static_cast<long long>(n) * K;
+  // W's row is on its way from memory while the kernel before this one finishes.
+  if (n < N && blockIdx.y == 0) {
+    for (int k = lane * kLine; k < K; k += 32 * kLine) prefetchL2(wRow + k);
+  }
+  waitForPrevious();
+  startNext();
   if (n >= N) return;
   const int m0 = blockIdx.y * ROWS, rows = min(ROWS, M - m0);
-  const T* wRow = w + static_cast<long long>(n) * K;
   const T* xRows = x + static_cast<long long>(m0) * K;
   float acc[ROWS] = {};
 #pragma unroll 4
@@ -42,9 +49,9 @@ __global__ void __launch_bounds__(kSkinnyThreads) skinnyGemmKernel(const T* x, c
 template <class T, int ROWS>
 void launchSkinny(const GemmSpec& g) {
   dim3 grid(blocksFor(g.N * 32, kSkinnyThreads), static_cast<unsigned>((g.M + ROWS - 1) / ROWS));
-  skinnyGemmKernel<T, ROWS><<<grid, kSkinnyThreads, 0, stream()>>>(
-      static_cast<const T*>(g.A), static_cast<const T*>(g.B), static_cast<T*>(g.C), static_cast<int>(g.M),
-      static_cast<int>(g.N), static_cast<int>(g.K), g.alpha);
+  launchDependent(skinnyGemmKernel<T, ROWS>, grid, kSkinnyThreads, 0, static_cast<const T*>(g.A),
+                  static_cast<const T*>(g.B), static_cast<T*>(g.C), static_cast<int>(g.M), static_cast<int>(g.N),
+                  static_cast<int>(g.K), g.alpha);
 }
 
 }  // namespace

@@ -4,7 +4,8 @@ import type { CudaKernel } from './basic.js';
 /*
  * The decode-step kernels on cuda (native/kernels/decode.cu), with the contracts of
  * packages/tensor/src/backends/cpu/kernels-decode.ts: optional inputs named by attrs.names, same outputs and dtypes.
- * Inference only: there are no gradient kernels.
+ * Inference only: there are no gradient kernels. With attrs.inPlace the new state is written over the input state (each
+ * thread reads a state element before it writes it, so the kernels need no second buffer).
  */
 
 function named(inputs: readonly TensorInfo[], names: readonly string[]): Record<string, TensorInfo | undefined> {
@@ -32,12 +33,12 @@ const convStep: CudaKernel = (inputs, attrs, b) => {
   const n = named(inputs, attrs.names as string[]);
   const [batch, channels, window] = n.convState!.shape;
   const x = b.output([batch, channels], n.xz!.dtype, k);
-  const state = b.output(n.convState!.shape, n.convState!.dtype, k);
+  const state = attrs.inPlace ? n.convState! : b.output(n.convState!.shape, n.convState!.dtype, k);
   b.launch(k, k, [
     ...b.ref(n.xz, k), ...b.ref(n.convState, k), ...b.ref(n.weight, k), ...b.ref(n.bias, k), Boolean(attrs.silu),
     batch, channels, n.xz!.shape[1], window + 1, ...b.ref(x, k), ...b.ref(state, k),
   ]);
-  return [x, state];
+  return attrs.inPlace ? [x] : [x, state];
 };
 
 const ssmStep: CudaKernel = (inputs, attrs, b) => {
@@ -45,12 +46,12 @@ const ssmStep: CudaKernel = (inputs, attrs, b) => {
   const n = named(inputs, attrs.names as string[]);
   const [batch, channels, stateSize] = n.state!.shape;
   const y = b.output(n.x!.shape, n.x!.dtype, k);
-  const stateOut = b.output(n.state!.shape, 'f32', k);
+  const stateOut = attrs.inPlace ? n.state! : b.output(n.state!.shape, 'f32', k);
   const refs = (['state', 'x', 'xz', 'dbc', 'dtWeight', 'dtBias', 'ALog', 'D'] as const).flatMap((name) => b.ref(n[name], k));
   b.launch(k, k, [
     ...refs, Boolean(attrs.deltaSoftplus), batch, channels, stateSize, n.dtWeight!.shape[1], n.xz!.shape[1], ...b.ref(y, k), b.address(stateOut, k),
   ]);
-  return [y, stateOut];
+  return attrs.inPlace ? [y] : [y, stateOut];
 };
 
 export function decodeKernels(): Record<string, CudaKernel> {

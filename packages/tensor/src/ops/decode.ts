@@ -1,4 +1,5 @@
 import { assertDType, isFloat, type DType } from '../dtype.js';
+import { engine } from '../engine.js';
 import { formatShape } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { SAVES_NOTHING, assertFloat, assertShape, defineGrad, runMulti } from './core.js';
@@ -65,6 +66,20 @@ export function residualRmsNorm(p: ResidualRmsNormInputs): { sum: Tensor; normed
 
 inferenceOnly('residualRmsNorm', 'add and rmsNorm');
 
+/**
+ * With `inPlace` a step kernel writes the new state over its input state instead of a new tensor (a decoder's state
+ * then needs no copy per token). Only the state's own backend can do that: a kernel run on cpu for a backend that
+ * lacks it would update a copy.
+ */
+function checkInPlace(kernel: string, state: Tensor): void {
+  if (!engine().hasKernel(state.backend, kernel)) {
+    throw new Error(
+      `${kernel} inPlace: backend "${state.backend}" has no ${kernel} kernel of its own to update the state in place; ` +
+        'leave inPlace off there (the step then returns a new state).',
+    );
+  }
+}
+
 // ---- causal conv1d, one token ----
 
 export interface ConvStepInputs {
@@ -78,6 +93,8 @@ export interface ConvStepInputs {
   bias?: Tensor | null;
   /** Apply SiLU to the output. */
   silu?: boolean;
+  /** Write the next state over convState (returned as `state`) instead of a new tensor. */
+  inPlace?: boolean;
 }
 
 /**
@@ -85,7 +102,7 @@ export interface ConvStepInputs {
  * state, and the next state (B, E, W−1) in convState's dtype: the window shifted by one with xz's x part newest.
  */
 export function convStep(p: ConvStepInputs): { x: Tensor; state: Tensor } {
-  const { xz, convState, weight, bias, silu = false } = p;
+  const { xz, convState, weight, bias, silu = false, inPlace = false } = p;
   assertFloat('convStep xz', xz);
   assertFloat('convStep convState', convState);
   assertFloat('convStep weight', weight);
@@ -101,6 +118,11 @@ export function convStep(p: ConvStepInputs): { x: Tensor; state: Tensor } {
     assertShape('convStep bias', bias, [E]);
   }
   const { inputs, names } = present([['xz', xz], ['convState', convState], ['weight', weight], ['bias', bias]]);
+  if (inPlace) {
+    checkInPlace('convStep', convState);
+    const [x] = runMulti('convStep', inputs, { silu, names, inPlace });
+    return { x, state: convState };
+  }
   const [x, state] = runMulti('convStep', inputs, { silu, names });
   return { x, state };
 }
@@ -127,6 +149,8 @@ export interface SsmStepInputs {
   /** (E) skip connection. */
   D?: Tensor | null;
   deltaSoftplus?: boolean;
+  /** Write the new state over `state` (returned as `state`) instead of a new tensor. */
+  inPlace?: boolean;
 }
 
 /**
@@ -135,7 +159,7 @@ export interface SsmStepInputs {
  * Returns y (B, E) in x's dtype and the new state (B, E, N) in fp32.
  */
 export function ssmStep(p: SsmStepInputs): { y: Tensor; state: Tensor } {
-  const { state, x, xz, dbc, dtWeight, dtBias, ALog, D, deltaSoftplus = true } = p;
+  const { state, x, xz, dbc, dtWeight, dtBias, ALog, D, deltaSoftplus = true, inPlace = false } = p;
   assertShape('ssmStep state', state, [-1, -1, -1]);
   if (state.dtype !== 'f32') throw new Error(`ssmStep state: the scan state must be f32, got ${state.dtype}.`);
   const [B, E, N] = state.shape;
@@ -164,6 +188,11 @@ export function ssmStep(p: SsmStepInputs): { y: Tensor; state: Tensor } {
   const { inputs, names } = present([
     ['state', state], ['x', x], ['xz', xz], ['dbc', dbc], ['dtWeight', dtWeight], ['dtBias', dtBias], ['ALog', ALog], ['D', D],
   ]);
+  if (inPlace) {
+    checkInPlace('ssmStep', state);
+    const [y] = runMulti('ssmStep', inputs, { deltaSoftplus, names, inPlace });
+    return { y, state };
+  }
   const [y, next] = runMulti('ssmStep', inputs, { deltaSoftplus, names });
   return { y, state: next };
 }

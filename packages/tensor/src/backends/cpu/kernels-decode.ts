@@ -3,7 +3,7 @@ import type { DType } from '../../dtype.js';
 import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../../half.js';
 import { sizeOf } from '../../shape.js';
 import * as math from './math/index.js';
-import { f32, namedInputs, output } from './util.js';
+import { f32, namedInputs, output, overwrite } from './util.js';
 
 /*
  * The decode-step kernels on cpu (inference only, no gradient kernels): decode inputs to float32, run the reference
@@ -34,7 +34,7 @@ const residualRmsNorm: KernelFunc = (inputs, attrs, backend) => {
   return [output(backend, residual.shape, residual.dtype, sum), output(backend, residual.shape, attrs.outDtype as DType, normed)];
 };
 
-/** xz, convState, weight, bias? → x (xz's dtype), state (convState's dtype). */
+/** xz, convState, weight, bias? → x (xz's dtype), state (convState's dtype; with attrs.inPlace written over convState). */
 const convStep: KernelFunc = (inputs, attrs, backend) => {
   const n = namedInputs(inputs, attrs.names as string[]);
   const [batch, channels, window] = n.convState!.shape;
@@ -44,10 +44,15 @@ const convStep: KernelFunc = (inputs, attrs, backend) => {
   math.convStep({
     dims, xz: f32(n.xz!), convState: f32(n.convState!), weight: f32(n.weight!), bias: opt(n.bias), silu: Boolean(attrs.silu), x, state,
   });
-  return [output(backend, [batch, channels], n.xz!.dtype, x), output(backend, n.convState!.shape, n.convState!.dtype, state)];
+  const xOut = output(backend, [batch, channels], n.xz!.dtype, x);
+  if (attrs.inPlace) {
+    overwrite(n.convState!, state);
+    return [xOut];
+  }
+  return [xOut, output(backend, n.convState!.shape, n.convState!.dtype, state)];
 };
 
-/** state, x, xz, dbc, dtWeight, dtBias?, ALog, D? → y (x's dtype), state (f32). */
+/** state, x, xz, dbc, dtWeight, dtBias?, ALog, D? → y (x's dtype), state (f32; with attrs.inPlace written over state). */
 const ssmStep: KernelFunc = (inputs, attrs, backend) => {
   const n = namedInputs(inputs, attrs.names as string[]);
   const [batch, channels, state] = n.state!.shape;
@@ -58,7 +63,12 @@ const ssmStep: KernelFunc = (inputs, attrs, backend) => {
     dims, state: f32(n.state!), x: f32(n.x!), xz: f32(n.xz!), dbc: f32(n.dbc!), dtWeight: f32(n.dtWeight!), dtBias: opt(n.dtBias),
     ALog: f32(n.ALog!), D: opt(n.D), deltaSoftplus: Boolean(attrs.deltaSoftplus), y, stateOut,
   });
-  return [output(backend, n.x!.shape, n.x!.dtype, y), output(backend, n.state!.shape, 'f32', stateOut)];
+  const yOut = output(backend, n.x!.shape, n.x!.dtype, y);
+  if (attrs.inPlace) {
+    overwrite(n.state!, stateOut);
+    return [yOut];
+  }
+  return [yOut, output(backend, n.state!.shape, 'f32', stateOut)];
 };
 
 export function decodeKernels(): Record<string, KernelFunc> {

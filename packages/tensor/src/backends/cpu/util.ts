@@ -29,6 +29,15 @@ export function output(backend: Backend, shape: Shape, dtype: DType, values: Flo
   return { dataId: cpu.adopt(data), shape: [...shape], dtype };
 }
 
+/** Overwrites a float tensor's storage with `values` (rounded to nearest even for halves). */
+export function overwrite(info: TensorInfo, values: Float32Array): void {
+  const data = bufferOf(info.dataId);
+  if (data.length !== values.length) throw new Error(`internal: ${values.length} values written over a buffer of ${data.length}`);
+  if (data instanceof Float32Array) data.set(values);
+  else if (isHalf(info.dtype)) encodeHalf(values, info.dtype, data as Uint16Array);
+  else throw new Error(`internal: overwrite of a ${info.dtype} tensor`);
+}
+
 export function outputI32(backend: Backend, shape: Shape, values: Int32Array): TensorInfo {
   return { dataId: (backend as CpuBackend).adopt(values), shape: [...shape], dtype: 'i32' };
 }
