@@ -25,6 +25,7 @@ input['bench-scan'] = join(pkg, 'bench', 'scan.ts');
 input['bench-gemm'] = join(pkg, 'bench', 'gemm.ts');
 input['bench-conv-norm'] = join(pkg, 'bench', 'conv-norm.ts');
 input['bench-elementwise'] = join(pkg, 'bench', 'elementwise.ts');
+input['bench-decode'] = join(pkg, 'bench', 'decode.ts');
 const bundle = await rolldown({
   input,
   platform: 'node',

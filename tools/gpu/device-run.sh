@@ -35,7 +35,7 @@ files=$(ls *.test.mjs | grep -- "${1:-.}")
 rc=${PIPESTATUS[0]}
 # Without a filter, the kernel benchmarks follow (their JSON and tables, one after another, in benches.txt).
 if [ -z "${1:-}" ]; then
-  for b in bench-mixer bench-scan bench-gemm bench-conv-norm bench-elementwise; do
+  for b in bench-mixer bench-scan bench-gemm bench-conv-norm bench-elementwise bench-decode; do
     [ -f "$b.mjs" ] && { echo "== $b"; /tmp/node "$b.mjs" 2>&1; }
   done | tee "$out/benches.txt"
 fi

@@ -5,6 +5,8 @@
 // and the median over the calls is set against the bytes the kernel must move at least (every input read once,
 // every output written once): achieved GB/s and the share of the device's peak bandwidth. A program, not a test:
 // prints JSON, then the same as a table. Gradient fingerprints show whether two backward calls agree bit for bit.
+// For reference, the same bytes go through the simplest streaming kernels too (y = x, and y = a + b for a backward's
+// two inputs and one output): what any kernel moving them reaches here.
 //   node bench-conv-norm.mjs [B L E W D]
 import * as T from '@mamba-ts/tensor';
 import { setCudaOption, takeProfile } from '../src/index.js';
@@ -13,10 +15,8 @@ import { bytesOf, fingerprint, medianGpuMs, startProfiledCuda } from './common.j
 const [B, L, E, W, D] = process.argv.length >= 7 ? process.argv.slice(2, 7).map(Number) : [8, 1024, 1536, 4, 768];
 const ITERS = 25;
 
-
-
-
 interface Result {
+  label: string;
   kernel: string;
   dtype: T.DType;
   medianUs: number;
@@ -40,11 +40,11 @@ async function main(): Promise<void> {
   const rowsD = B * L * D;
   const results: Result[] = [];
 
-  const measure = async (kernel: string, dtype: T.DType, inputs: T.Tensor[], attrs: Record<string, unknown>, minBytes: number) => {
+  const measure = async (label: string, kernel: string, dtype: T.DType, inputs: T.Tensor[], attrs: Record<string, unknown>, minBytes: number) => {
     const ms = await medianGpuMs(kernel, inputs, attrs, ITERS);
     const gbPerSecond = minBytes / (ms * 1e-3) / 1e9;
     const r: Result = {
-      kernel, dtype, medianUs: +(ms * 1000).toFixed(2), minBytes, gbPerSecond: +gbPerSecond.toFixed(1),
+      label, kernel, dtype, medianUs: +(ms * 1000).toFixed(2), minBytes, gbPerSecond: +gbPerSecond.toFixed(1),
       percentOfPeak: +((100 * gbPerSecond * 1e9) / peak.bytesPerSecond).toFixed(1),
     };
     if (kernel.endsWith('Grad')) {
@@ -66,10 +66,15 @@ async function main(): Promise<void> {
     const convAttrs = { silu: true, names: ['x', 'weight', 'bias'] };
     const params = E * (W + 1) * s;
     // forward: x in, y out; backward: x and dy in, dx out, plus the weight and bias read and their gradients written.
-    await measure('causalConv1d', dtype, [x, weight, bias], convAttrs, 2 * BLE * s + params);
-    await measure('causalConv1dGrad', dtype, [dy, x, weight, bias], convAttrs, 3 * BLE * s + 2 * params);
-    await measure('rmsNorm', dtype, [h, f32.normW], { eps: 1e-5 }, 2 * rowsD * s + D * 4);
-    await measure('rmsNormGrad', dtype, [dh, h, f32.normW], { eps: 1e-5 }, 3 * rowsD * s + 2 * D * 4);
+    await measure('causalConv1d', 'causalConv1d', dtype, [x, weight, bias], convAttrs, 2 * BLE * s + params);
+    await measure('causalConv1dGrad', 'causalConv1dGrad', dtype, [dy, x, weight, bias], convAttrs, 3 * BLE * s + 2 * params);
+    await measure('rmsNorm', 'rmsNorm', dtype, [h, f32.normW], { eps: 1e-5 }, 2 * rowsD * s + D * 4);
+    await measure('rmsNormGrad', 'rmsNormGrad', dtype, [dh, h, f32.normW], { eps: 1e-5 }, 3 * rowsD * s + 2 * D * 4);
+    const copy = { scale: 1, offset: 0 };
+    await measure('y = x, conv size', 'affine', dtype, [x], copy, 2 * BLE * s);
+    await measure('y = a + b, conv size', 'add', dtype, [dy, x], {}, 3 * BLE * s);
+    await measure('y = x, norm size', 'affine', dtype, [h], copy, 2 * rowsD * s);
+    await measure('y = a + b, norm size', 'add', dtype, [dh, h], {}, 3 * rowsD * s);
     if (dtype !== 'f32') T.dispose([x, weight, bias, dy, h, dh]);
   }
   setCudaOption('profile', 0);
@@ -83,9 +88,9 @@ async function main(): Promise<void> {
     results,
   };
   console.log(JSON.stringify(report, null, 1));
-  const header = `${'kernel'.padEnd(18)} ${'dtype'.padEnd(5)} ${'median µs'.padStart(10)} ${'min MB'.padStart(8)} ${'GB/s'.padStart(8)} ${'% peak'.padStart(7)}  reproducible`;
+  const header = `${'kernel'.padEnd(22)} ${'dtype'.padEnd(5)} ${'median µs'.padStart(10)} ${'min MB'.padStart(8)} ${'GB/s'.padStart(8)} ${'% peak'.padStart(7)}  reproducible`;
   const lines = results.map((r) =>
-    `${r.kernel.padEnd(18)} ${r.dtype.padEnd(5)} ${r.medianUs.toFixed(2).padStart(10)} ${(r.minBytes / 1e6).toFixed(1).padStart(8)} ${r.gbPerSecond.toFixed(0).padStart(8)} ${r.percentOfPeak.toFixed(1).padStart(7)}  ${r.reproducible === undefined ? '' : r.reproducible ? 'yes' : 'NO'}`,
+    `${r.label.padEnd(22)} ${r.dtype.padEnd(5)} ${r.medianUs.toFixed(2).padStart(10)} ${(r.minBytes / 1e6).toFixed(1).padStart(8)} ${r.gbPerSecond.toFixed(0).padStart(8)} ${r.percentOfPeak.toFixed(1).padStart(7)}  ${r.reproducible === undefined ? '' : r.reproducible ? 'yes' : 'NO'}`,
   );
   console.log([`\n${device}: peak ${(peak.bytesPerSecond / 1e12).toFixed(2)} TB/s (${peak.source})`, header, ...lines].join('\n'));
 }

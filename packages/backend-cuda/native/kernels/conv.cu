@@ -8,14 +8,15 @@
 //   dx[s] = Σ_k g[s + (W−1) − k] · weight[e,k]   (s < 0: the initial state's gradient)
 //   dweight[e,k] = Σ_{b,t} g[t] · xin[t − (W−1) + k],   dbias[e] = Σ_{b,t} g[t]
 //
-// Fast path (W ≤ kTaps, x/y/dy/dx of one float dtype): one thread owns V adjacent channels (one 8- or 16-byte
+// Fast path (W ≤ kTaps, x/y/dy/dx of one float dtype): one thread owns V adjacent channels (one 4-, 8- or 16-byte
 // access, see ConvShape; 1 channel when E or an address does not allow the vector) over a span of consecutive
-// steps, which it walks in chunks of kChunk steps: the loads of the next chunk are issued before the current one is
-// computed, and the W−1 inputs before the step (and, backward, the partial dx sums after it) slide along in
-// registers, so every element is loaded once plus a W−1 halo per span. The weight row stays in registers. Widths
-// below kTaps run as kTaps with zero weights in front (the padded taps read zeros, never memory). Consecutive
-// threads of a warp own consecutive channel groups of the same step (coalesced), and the host sizes the spans so
-// that the whole grid is resident at once.
+// steps. The inputs of the next kDepth steps wait in a ring of registers: a step takes its slot and refills it with
+// the load kDepth steps ahead, so kDepth − 1 steps of loads are always in flight. The W−1 inputs before the step
+// (and, backward, the partial dx sums after it) slide along in registers, so every element is loaded once plus a
+// W−1 halo per span. The weight row stays in registers. A thread issues its first kDepth loads (and the window's)
+// before it converts any value, the weights' included. Widths below kTaps run as kTaps with zero weights in front
+// (the padded taps read zeros, never memory). Consecutive threads of a warp own consecutive channel groups of the
+// same step (coalesced), and the host sizes the spans so that the whole grid is resident at once.
 //
 // The backward kernel recomputes the pre-activation in registers and forms g once per step; a span's last W−1 dx
 // values also need g of the W−1 steps after the span, which it recomputes (the halo). dweight/dbias are summed per
@@ -42,11 +43,13 @@ constexpr int kRows = 4;
 constexpr int kThreads = kLanes * kRows;
 
 /**
- * Per direction and dtype: kWide channels per thread when E and the addresses allow it (else 1), kChunk steps per
- * chunk, and the launch bound (minimum resident blocks of kThreads, which caps the registers). Chosen from ptxas
- * (sm_90, no spills): a thread keeps 32–128 bytes of loads in flight while it computes, and 20–32 warps stay
- * resident per multiprocessor. The backward holds the weights, their sums and two windows per channel, so it takes
- * narrower vectors. Registers: forward 80 (f32) / 96 (halves) / 64 (narrow); backward 96 / 96 / 80.
+ * Per direction and dtype: kWide channels per thread when E and the addresses allow it (else 1), kDepth steps of
+ * inputs in the ring (kDepth − 1 in flight), and the launch bound (minimum resident blocks of kThreads, which caps
+ * the registers). Chosen from ptxas (sm_90, no spills). Every channel costs 8 registers of state forward (weights,
+ * bias, window) and 16 backward (also the partial dx and the weight sums), so halves keep the channels of f32 (8-
+ * and 4-byte accesses, still whole sectors across a warp) and go twice as deep instead: a thread keeps 96–120 bytes
+ * of loads in flight. Registers: forward 92 (f32) / 94 (halves), 20 warps per multiprocessor; backward 120 / 128,
+ * 16 warps; narrow 56–64 forward, 80 backward.
  */
 template <class T, bool kBackward>
 struct ConvShape;
@@ -54,18 +57,18 @@ struct ConvShape;
 template <class T>
 struct ConvShape<T, false> {
   static constexpr int kWide = 4;  // 16 bytes of f32, 8 of f16/bf16
-  static constexpr int kChunkWide = sizeof(T) == 4 ? 4 : 8;
-  static constexpr int kMinBlocksWide = sizeof(T) == 4 ? 6 : 5;
-  static constexpr int kChunkNarrow = 8;
+  static constexpr int kDepthWide = sizeof(T) == 4 ? 7 : 16;
+  static constexpr int kMinBlocksWide = 5;
+  static constexpr int kDepthNarrow = sizeof(T) == 4 ? 16 : 12;
   static constexpr int kMinBlocksNarrow = 8;
 };
 
 template <class T>
 struct ConvShape<T, true> {
   static constexpr int kWide = 2;  // 8 bytes of f32, 4 of f16/bf16
-  static constexpr int kChunkWide = sizeof(T) == 4 ? 4 : 8;
-  static constexpr int kMinBlocksWide = 5;
-  static constexpr int kChunkNarrow = 4;
+  static constexpr int kDepthWide = sizeof(T) == 4 ? 8 : 16;
+  static constexpr int kMinBlocksWide = 4;
+  static constexpr int kDepthNarrow = 8;
   static constexpr int kMinBlocksNarrow = 6;
 };
 
@@ -85,7 +88,7 @@ struct ConvGrid {
   unsigned channelBlocks;   // ceil(groups / kLanes)
   long long spansPerSeq;    // ceil(L / spanSteps)
   long long spans;          // B · spansPerSeq
-  long long spanSteps;      // a multiple of the kernel's kChunk
+  long long spanSteps;      // a multiple of the kernel's kDepth
 };
 
 /** What one thread owns: batch b, steps [t0, tEnd), channels [e0, e0 + V). */
@@ -112,18 +115,44 @@ __device__ __forceinline__ ConvSpan spanOf(const ConvDims& d, const ConvGrid& g)
  *  Saturates cleanly: x → −∞ gives 0 (1/∞), x → +∞ gives 1. */
 __device__ __forceinline__ float fastSigmoid(float x) { return __fdividef(1.0f, 1.0f + __expf(-x)); }
 
+/** Element i of a small per-channel tensor (weight, bias) whose elements are W (int for i32), as float. */
+template <class W>
+__device__ __forceinline__ float elementAt(const void* p, long long i) {
+  if constexpr (std::is_same_v<W, int>) return static_cast<float>(static_cast<const int*>(p)[i]);
+  else return toFloat(static_cast<const W*>(p)[i]);
+}
+
+/** Calls f(W{}) with W the element type of dtype: one switch around a whole loop rather than one per element. */
+template <class F>
+__device__ __forceinline__ void withElementType(int dtype, F&& f) {
+  switch (dtype) {
+    case F32: f(float{}); break;
+    case F16: f(__half{}); break;
+    case BF16: f(__nv_bfloat16{}); break;
+    default: f(int{}); break;
+  }
+}
+
 /** The weights of the thread's channels, padded in front to kTaps taps (w[k][j]: tap k of channel e0 + j). */
 template <int V>
 __device__ __forceinline__ void loadWeights(const ConvInputs& in, const ConvDims& d, long long e0,
                                             float (&w)[kTaps][V], float (&bias)[V]) {
   int pad = kTaps - static_cast<int>(d.W);
+  withElementType(in.weight.dtype, [&](auto tag) {
+    using W = decltype(tag);
 #pragma unroll
-  for (int j = 0; j < V; j++) {
-    long long e = e0 + j;
-    bias[j] = in.bias.present() ? in.bias[e] : 0.0f;
+    for (int j = 0; j < V; j++) {
 #pragma unroll
-    for (int k = 0; k < kTaps; k++) w[k][j] = k >= pad ? in.weight[e * d.W + (k - pad)] : 0.0f;
-  }
+      for (int k = 0; k < kTaps; k++) w[k][j] = k >= pad ? elementAt<W>(in.weight.p, (e0 + j) * d.W + (k - pad)) : 0.0f;
+    }
+  });
+#pragma unroll
+  for (int j = 0; j < V; j++) bias[j] = 0.0f;
+  if (!in.bias.present()) return;
+  withElementType(in.bias.dtype, [&](auto tag) {
+#pragma unroll
+    for (int j = 0; j < V; j++) bias[j] = elementAt<decltype(tag)>(in.bias.p, e0 + j);
+  });
 }
 
 /**
@@ -212,19 +241,14 @@ __device__ __forceinline__ Pack<T, V> fromFloats(const float (&v)[V]) {
   return r;
 }
 
-/** buf[i] = the V channels at step i from p (steps E elements apart) for i < valid, zeros beyond. */
-template <class T, int V, int kChunk>
-__device__ __forceinline__ void loadChunk(Pack<T, V> (&buf)[kChunk], const T* p, int E, int valid) {
+/** The V channels at p, or zeros without `load` (steps past the inputs). */
+template <class T, int V>
+__device__ __forceinline__ Pack<T, V> loadPackIf(const T* p, bool load) {
+  if (load) return loadPack<T, V>(p);
+  Pack<T, V> zero;
 #pragma unroll
-  for (int i = 0; i < kChunk; i++) {
-    if (i < valid) {
-      buf[i] = loadPack<T, V>(p);
-    } else {
-#pragma unroll
-      for (int q = 0; q < Pack<T, V>::kWords; q++) buf[i].w[q] = 0;
-    }
-    p += E;
-  }
+  for (int q = 0; q < Pack<T, V>::kWords; q++) zero.w[q] = 0;
+  return zero;
 }
 
 /** The kTaps − 1 inputs before t0 (xin[t0 − kTaps + 1 + i] in win[i]): x, the initial state, or zeros. */
@@ -244,6 +268,35 @@ __device__ __forceinline__ void loadWindow(const ConvInputs& in, const ConvDims&
       win[i][j] = fromState ? in.init[(span.b * d.E + span.e0 + j) * (d.W - 1) + (d.W - 1) + s] : 0.0f;
   }
 }
+
+/**
+ * The window before t0 in two steps, so that the caller can issue its other loads in between: start() loads it from
+ * x when it lies there (t0 ≥ kTaps − 1; the packs wait in registers), finish() converts it, or reads it element by
+ * element (loadWindow) at the start of a sequence.
+ */
+template <class T, int V>
+struct WindowLoad {
+  Pack<T, V> packs[kTaps - 1];
+  bool inX;
+
+  __device__ __forceinline__ void start(const ConvInputs& in, const ConvDims& d, const ConvSpan& span) {
+    inX = span.t0 >= kTaps - 1;
+    if (!inX) return;
+    const T* x = static_cast<const T*>(in.x.p) + (span.b * d.L + span.t0 - (kTaps - 1)) * d.E + span.e0;
+#pragma unroll
+    for (int i = 0; i < kTaps - 1; i++) packs[i] = loadPack<T, V>(x + i * d.E);
+  }
+
+  __device__ __forceinline__ void finish(const ConvInputs& in, const ConvDims& d, const ConvSpan& span,
+                                         float (&win)[kTaps - 1][V]) const {
+    if (!inX) {
+      loadWindow<T, V>(in, d, span, win);
+      return;
+    }
+#pragma unroll
+    for (int i = 0; i < kTaps - 1; i++) toFloats<T, V>(packs[i], win[i]);
+  }
+};
 
 /** bias + Σ_k w[k]·xin[t − kTaps + 1 + k] for channel j: the window holds the older inputs, xt the current one. */
 template <int V>
@@ -266,63 +319,64 @@ __device__ __forceinline__ void slide(float (&win)[kTaps - 1][V], const float (&
   for (int j = 0; j < V; j++) win[kTaps - 2][j] = xt[j];
 }
 
-/** The forward of one thread: its weights and the input window. */
-template <class T, int V, int kChunk>
+/**
+ * The forward of one thread over its span: its weights, the window of the kTaps − 1 inputs before the current step,
+ * and a ring of the inputs of the next kDepth steps. Step pos takes its input from slot pos % kDepth and refills the
+ * slot with the input of step pos + kDepth, so kDepth − 1 steps of loads stay in flight while it computes.
+ */
+template <class T, int V, int kDepth>
 struct ForwardSpan {
   float w[kTaps][V], bias[V], win[kTaps - 1][V];
-  int E;
+  Pack<T, V> ring[kDepth];
+  const T* ahead;  // input of step pos + kDepth
+  T* y;            // output of step pos
+  int E, len;      // len: steps of the span
   bool silu;
 
-  /** The chunk in buf; y points at its first step; steps from `valid` on are not stored. */
-  __device__ __forceinline__ void run(const Pack<T, V> (&buf)[kChunk], T* y, int valid) {
+  /** Steps pos0 … pos0 + kDepth − 1 (pos0 a multiple of kDepth); those from len on are not stored. */
+  __device__ __forceinline__ void round(int pos0) {
 #pragma unroll
-    for (int i = 0; i < kChunk; i++) {
+    for (int i = 0; i < kDepth; i++) {
+      int pos = pos0 + i;
+      Pack<T, V> now = ring[i];
+      if (pos + kDepth < len) ring[i] = loadPack<T, V>(ahead);
       float xt[V], out[V];
-      toFloats<T, V>(buf[i], xt);
+      toFloats<T, V>(now, xt);
 #pragma unroll
       for (int j = 0; j < V; j++) {
-        // Always computed, then selected: a branch per step would split the chunk's straight-line code.
+        // Always computed, then selected: a branch per step would split the round's straight-line code.
         float pre = preActivation<V>(w, bias, win, xt, j);
         float act = pre * fastSigmoid(pre);
         out[j] = silu ? act : pre;
       }
-      if (i < valid) storePack<T, V>(y, fromFloats<T, V>(out));
+      if (pos < len) storePack<T, V>(y, fromFloats<T, V>(out));
+      ahead += E;
       y += E;
       slide<V>(win, xt);
     }
   }
 };
 
-template <class T, int V, int kChunk, int kMinBlocks>
+template <class T, int V, int kDepth, int kMinBlocks>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) convForwardKernel(ConvInputs in, ConvDims d, ConvGrid g, Out y) {
   ConvSpan span = spanOf<V>(d, g);
   if (!span.active) return;
-  ForwardSpan<T, V, kChunk> f;
-  loadWeights<V>(in, d, span.e0, f.w, f.bias);
-  loadWindow<T, V>(in, d, span, f.win);
+  ForwardSpan<T, V, kDepth> f;
   f.E = static_cast<int>(d.E);
+  f.len = static_cast<int>(span.tEnd - span.t0);
   f.silu = in.silu;
   long long first = (span.b * d.L + span.t0) * d.E + span.e0;
   const T* x = static_cast<const T*>(in.x.p) + first;
-  T* out = static_cast<T*>(y.p) + first;
-  long long chunkStride = kChunk * d.E;
-  // left: steps of the span from the chunk being computed on. Two buffers in turn: the next chunk's loads are in
-  // flight while the current one is computed.
-  int left = static_cast<int>(span.tEnd - span.t0);
-  Pack<T, V> a[kChunk], b[kChunk];
-  loadChunk<T, V, kChunk>(a, x, f.E, left);
-  for (;;) {
-    x += chunkStride;
-    loadChunk<T, V, kChunk>(b, x, f.E, left - kChunk);
-    f.run(a, out, left);
-    out += chunkStride;
-    if ((left -= kChunk) <= 0) break;
-    x += chunkStride;
-    loadChunk<T, V, kChunk>(a, x, f.E, left - kChunk);
-    f.run(b, out, left);
-    out += chunkStride;
-    if ((left -= kChunk) <= 0) break;
-  }
+  // Every load of the span's start is issued before the first conversion waits for one.
+  WindowLoad<T, V> window;
+  window.start(in, d, span);
+#pragma unroll
+  for (int i = 0; i < kDepth; i++) f.ring[i] = loadPackIf<T, V>(x + static_cast<long long>(i) * d.E, i < f.len);
+  f.ahead = x + kDepth * d.E;
+  f.y = static_cast<T*>(y.p) + first;
+  window.finish(in, d, span, f.win);
+  loadWeights<V>(in, d, span.e0, f.w, f.bias);
+  for (int pos = 0; pos < f.len; pos += kDepth) f.round(pos);
 }
 
 /** dx at the positions before the first span of a sequence: the initial state's gradient (−(W−1)..−1). */
@@ -345,30 +399,41 @@ struct NoEarlyGrad {
 };
 
 /**
- * The backward of one thread. Step t adds g[t]·w[k] to dx[t − kTaps + 1 + k]; acc[k] holds the partial dx of step
- * t − kTaps + 1 + k (k < kTaps − 1) before step t, so after it dx[t − kTaps + 1] is complete.
+ * The backward of one thread over its span and the kTaps − 1 steps after it (the halo): step t adds g[t]·w[k] to
+ * dx[t − kTaps + 1 + k]; acc[k] holds the partial dx of position t − kTaps + 1 + k (k < kTaps − 1) before step t,
+ * so after it dx[t − kTaps + 1] is complete. The inputs (x and dy) of the next kDepth steps wait in rings, as in the
+ * forward: step pos refills its slots with the inputs of step pos + kDepth, zeros from `loads` on (past L, or past
+ * the halo).
  */
-template <class T, int V, int kChunk>
+template <class T, int V, int kDepth>
 struct BackwardSpan {
   float w[kTaps][V], bias[V], win[kTaps - 1][V], acc[kTaps - 1][V];
   float dw[kTaps][V], db[V];
-  int E, len;  // len: steps of the span
+  Pack<T, V> xs[kDepth], dys[kDepth];
+  const T* xAhead;   // x of step pos + kDepth
+  const T* dyAhead;  // dy of step pos + kDepth
+  T* dx;             // dx at position pos − (kTaps − 1), where step pos completes a value
+  int E, len, loads;  // len: steps of the span; loads: steps with inputs from the span's start (halo included)
   bool silu;
 
   /**
-   * kSteps steps from the x and dy buffers, the first at position `pos` of the span; dx points at position
-   * pos − (kTaps − 1), where the first completed value goes. With kWeights, adds to dweight/dbias (steps ≥ L have
-   * dy = 0, so g = 0); the halo after the span does not. dx is stored at positions in [0, len); with kFirst
-   * (pos = 0) the ones before go to `early`.
+   * kSteps (≤ kDepth) steps from pos0, a multiple of kDepth. Only the span's own steps (pos < len) add to
+   * dweight/dbias; the halo's belong to the next span. dx is stored at positions in [0, len); with kFirst (pos0 = 0)
+   * the ones before go to `early`.
    */
-  template <int kSteps, bool kWeights, bool kFirst, class Early>
-  __device__ __forceinline__ void run(const Pack<T, V> (&xs)[kChunk], const Pack<T, V> (&dys)[kChunk], T* dx, int pos,
-                                      const Early& early) {
+  template <int kSteps, bool kFirst, class Early>
+  __device__ __forceinline__ void round(int pos0, const Early& early) {
 #pragma unroll
     for (int i = 0; i < kSteps; i++) {
+      int pos = pos0 + i;
+      Pack<T, V> xNow = xs[i], dyNow = dys[i];
+      bool refill = pos + kDepth < loads;
+      xs[i] = loadPackIf<T, V>(xAhead, refill);
+      dys[i] = loadPackIf<T, V>(dyAhead, refill);
       float xt[V], gt[V], done[V];
-      toFloats<T, V>(xs[i], xt);
-      toFloats<T, V>(dys[i], gt);
+      toFloats<T, V>(xNow, xt);
+      toFloats<T, V>(dyNow, gt);
+      bool own = pos < len;
 #pragma unroll
       for (int j = 0; j < V; j++) {
         // silu'(pre), always computed, then selected (as in the forward).
@@ -376,23 +441,24 @@ struct BackwardSpan {
         float sig = fastSigmoid(pre);
         float dact = sig * (1.0f + pre * (1.0f - sig));
         float g = silu ? gt[j] * dact : gt[j];
-        if (kWeights) {
-          db[j] += g;
+        float gOwn = own ? g : 0.0f;
+        db[j] += gOwn;
 #pragma unroll
-          for (int k = 0; k < kTaps - 1; k++) dw[k][j] += g * win[k][j];
-          dw[kTaps - 1][j] += g * xt[j];
-        }
+        for (int k = 0; k < kTaps - 1; k++) dw[k][j] += gOwn * win[k][j];
+        dw[kTaps - 1][j] += gOwn * xt[j];
         done[j] = acc[0][j] + g * w[0][j];
 #pragma unroll
         for (int k = 0; k < kTaps - 2; k++) acc[k][j] = acc[k + 1][j] + g * w[k + 1][j];
         acc[kTaps - 2][j] = g * w[kTaps - 1][j];
       }
-      int at = pos + i - (kTaps - 1);  // where done belongs
+      int at = pos - (kTaps - 1);  // where done belongs
       if (kFirst && i < kTaps - 1) {
         early(at, done);
       } else if (at < len) {
         storePack<T, V>(dx, fromFloats<T, V>(done));
       }
+      xAhead += E;
+      dyAhead += E;
       dx += E;
       slide<V>(win, xt);
     }
@@ -403,13 +469,13 @@ struct BackwardSpan {
  * dx (and dinit) for the thread's span; the block's dweight/dbias into partial[rowBlock, tap, e] (taps 0..W−1 the
  * weight, tap W the bias), laid out (rowBlocks, W + 1, E).
  */
-template <class T, int V, int kChunk, int kMinBlocks>
+template <class T, int V, int kDepth, int kMinBlocks>
 __global__ void __launch_bounds__(kThreads, kMinBlocks)
     convBackwardKernel(ConvInputs in, ConvDims d, ConvGrid g, In dy, Out dx, Out dinit, float* partial) {
-  static_assert(kChunk >= kTaps - 1, "the first chunk holds every step whose dx lies before the span");
+  static_assert(kDepth >= kTaps - 1, "the first round holds every step whose dx lies before the span");
   __shared__ float sums[kRows][kTaps + 1][kLanes * V];
   ConvSpan span = spanOf<V>(d, g);
-  BackwardSpan<T, V, kChunk> s;
+  BackwardSpan<T, V, kDepth> s;
 #pragma unroll
   for (int j = 0; j < V; j++) {
     s.db[j] = 0.0f;
@@ -418,57 +484,43 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
   }
 
   if (span.active) {
+    s.E = static_cast<int>(d.E);
+    s.len = static_cast<int>(span.tEnd - span.t0);
+    s.loads = static_cast<int>(min(d.L, span.tEnd + kTaps - 1) - span.t0);
+    s.silu = in.silu;
+    long long first = (span.b * d.L + span.t0) * d.E + span.e0;
+    const T* x = static_cast<const T*>(in.x.p) + first;
+    const T* dyp = static_cast<const T*>(dy.p) + first;
+    // Every load of the span's start is issued before the first conversion waits for one.
+    WindowLoad<T, V> window;
+    window.start(in, d, span);
+#pragma unroll
+    for (int i = 0; i < kDepth; i++) {
+      long long offset = static_cast<long long>(i) * d.E;
+      s.xs[i] = loadPackIf<T, V>(x + offset, i < s.loads);
+      s.dys[i] = loadPackIf<T, V>(dyp + offset, i < s.loads);
+    }
+    s.xAhead = x + kDepth * d.E;
+    s.dyAhead = dyp + kDepth * d.E;
+    s.dx = static_cast<T*>(dx.p) + first - (kTaps - 1) * d.E;  // position −(kTaps − 1): never stored through
+    window.finish(in, d, span, s.win);
     loadWeights<V>(in, d, span.e0, s.w, s.bias);
-    loadWindow<T, V>(in, d, span, s.win);
 #pragma unroll
     for (int j = 0; j < V; j++) {
 #pragma unroll
       for (int k = 0; k < kTaps - 1; k++) s.acc[k][j] = 0.0f;
     }
-    s.E = static_cast<int>(d.E);
-    s.len = static_cast<int>(span.tEnd - span.t0);
-    s.silu = in.silu;
-    long long first = (span.b * d.L + span.t0) * d.E + span.e0;
-    const T* x = static_cast<const T*>(in.x.p) + first;
-    const T* dyp = static_cast<const T*>(dy.p) + first;
-    T* dxp = static_cast<T*>(dx.p) + first - (kTaps - 1) * d.E;  // position −(kTaps − 1): never stored through
-    long long chunkStride = kChunk * d.E;
-    // Chunks over the span, then the halo: g of the kTaps − 1 steps after the span completes its last dx values.
-    // Loads stop at L (zeros: g = 0 there) and after the halo. Two buffers in turn, as in the forward; the first
-    // chunk, whose first steps complete dx before the span, is run on its own.
-    int loads = static_cast<int>(min(d.L, span.tEnd + kTaps - 1) - span.t0);
-    Pack<T, V> xa[kChunk], dya[kChunk], xb[kChunk], dyb[kChunk];
-    loadChunk<T, V, kChunk>(xa, x, s.E, loads);
-    loadChunk<T, V, kChunk>(dya, dyp, s.E, loads);
-    x += chunkStride;
-    dyp += chunkStride;
-    loadChunk<T, V, kChunk>(xb, x, s.E, loads - kChunk);
-    loadChunk<T, V, kChunk>(dyb, dyp, s.E, loads - kChunk);
+    // The first round, whose first steps complete dx before the span, on its own; then the other rounds of the
+    // span, and what remains of the halo (positions up to len + kTaps − 2) in a short one.
     if (span.t0 == 0 && dinit.present()) {
       InitialStateGrad<V> early{dinit, (span.b * d.E + span.e0) * (d.W - 1) + (d.W - 1), d.W};
-      s.template run<kChunk, true, true>(xa, dya, dxp, 0, early);
+      s.template round<kDepth, true>(0, early);
     } else {
-      s.template run<kChunk, true, true>(xa, dya, dxp, 0, NoEarlyGrad{});
+      s.template round<kDepth, true>(0, NoEarlyGrad{});
     }
-    // One chunk from `now` (the halo once past the span) while `later` is loaded with the chunk after it.
-    int pos = kChunk;
-    auto advance = [&](const Pack<T, V> (&xNow)[kChunk], const Pack<T, V> (&dyNow)[kChunk],
-                       Pack<T, V> (&xLater)[kChunk], Pack<T, V> (&dyLater)[kChunk]) {
-      dxp += chunkStride;
-      x += chunkStride;
-      dyp += chunkStride;
-      loadChunk<T, V, kChunk>(xLater, x, s.E, loads - pos - kChunk);
-      loadChunk<T, V, kChunk>(dyLater, dyp, s.E, loads - pos - kChunk);
-      if (pos >= s.len) {
-        s.template run<kTaps - 1, false, false>(xNow, dyNow, dxp, pos, NoEarlyGrad{});
-        return false;
-      }
-      s.template run<kChunk, true, false>(xNow, dyNow, dxp, pos, NoEarlyGrad{});
-      pos += kChunk;
-      return true;
-    };
-    while (advance(xb, dyb, xa, dya) && advance(xa, dya, xb, dyb)) {
-    }
+    int pos = kDepth;
+    for (; pos < s.len; pos += kDepth) s.template round<kDepth, false>(pos, NoEarlyGrad{});
+    if (pos < s.len + kTaps - 1) s.template round<kTaps - 1, false>(pos, NoEarlyGrad{});
   }
 
   // The block's sums, rows (spans) added in order; real taps only (the padded ones come first).
@@ -619,25 +671,26 @@ long long residentBlocks() {
 
 /**
  * Spans as short as possible (more threads, less serial work per thread) while the grid still fits on the device at
- * once (`resident` blocks): beyond that, longer spans only save halos and partial rows.
+ * once (`resident` blocks): beyond that, longer spans only save halos and partial rows. Spans are whole rounds of the
+ * ring (`depth` steps): the kernels compute every step of a round.
  */
-ConvGrid planSpans(const ConvDims& d, int V, int chunk, long long resident, unsigned& blocks) {
+ConvGrid planSpans(const ConvDims& d, int V, int depth, long long resident, unsigned& blocks) {
   ConvGrid g;
   g.groups = (d.E + V - 1) / V;
   g.channelBlocks = static_cast<unsigned>((g.groups + kLanes - 1) / kLanes);
   long long rowBlocksWanted = resident / g.channelBlocks;
   long long spansPerSeqWanted = (rowBlocksWanted < 1 ? 1 : rowBlocksWanted) * kRows / d.B;
   if (spansPerSeqWanted < 1) spansPerSeqWanted = 1;
-  long long chunksPerSeq = (d.L + chunk - 1) / chunk;
-  // ceil(chunksPerSeq / ceil(chunksPerSeq / k)) ≤ k: at most spansPerSeqWanted spans per sequence.
-  g.spanSteps = (chunksPerSeq + spansPerSeqWanted - 1) / spansPerSeqWanted * chunk;
+  long long roundsPerSeq = (d.L + depth - 1) / depth;
+  // ceil(roundsPerSeq / ceil(roundsPerSeq / k)) ≤ k: at most spansPerSeqWanted spans per sequence.
+  g.spanSteps = (roundsPerSeq + spansPerSeqWanted - 1) / spansPerSeqWanted * depth;
   g.spansPerSeq = (d.L + g.spanSteps - 1) / g.spanSteps;
   g.spans = d.B * g.spansPerSeq;
   blocks = static_cast<unsigned>((g.spans + kRows - 1) / kRows * g.channelBlocks);
   return g;
 }
 
-/** Calls launch(V, kChunk, kMinBlocks), as integral constants, with the widest V that E and the token addresses
+/** Calls launch(V, kDepth, kMinBlocks), as integral constants, with the widest V that E and the token addresses
  *  allow. */
 template <class T, bool kBackward, class F>
 void withVector(const ConvDims& d, std::initializer_list<const void*> tokens, F&& launch) {
@@ -646,10 +699,10 @@ void withVector(const ConvDims& d, std::initializer_list<const void*> tokens, F&
   for (const void* p : tokens) vector = vector && packAligned<T, wide>(p);
   using Shape = ConvShape<T, kBackward>;
   if (vector) {
-    launch(std::integral_constant<int, wide>{}, std::integral_constant<int, Shape::kChunkWide>{},
+    launch(std::integral_constant<int, wide>{}, std::integral_constant<int, Shape::kDepthWide>{},
            std::integral_constant<int, Shape::kMinBlocksWide>{});
   } else {
-    launch(std::integral_constant<int, 1>{}, std::integral_constant<int, Shape::kChunkNarrow>{},
+    launch(std::integral_constant<int, 1>{}, std::integral_constant<int, Shape::kDepthNarrow>{},
            std::integral_constant<int, Shape::kMinBlocksNarrow>{});
   }
 }
@@ -668,11 +721,11 @@ void causalConv1dOp(Args& a) {
   }
   withFloatType(in.x.dtype, [&](auto tag) {
     using T = decltype(tag);
-    withVector<T, false>(d, {in.x.p, y.p}, [&](auto v, auto chunk, auto minBlocks) {
-      constexpr int V = decltype(v)::value, kChunk = decltype(chunk)::value;
-      constexpr auto kernel = convForwardKernel<T, V, kChunk, decltype(minBlocks)::value>;
+    withVector<T, false>(d, {in.x.p, y.p}, [&](auto v, auto depth, auto minBlocks) {
+      constexpr int V = decltype(v)::value, kDepth = decltype(depth)::value;
+      constexpr auto kernel = convForwardKernel<T, V, kDepth, decltype(minBlocks)::value>;
       unsigned blocks;
-      ConvGrid g = planSpans(d, V, kChunk, residentBlocks<kernel>() * multiprocessors(), blocks);
+      ConvGrid g = planSpans(d, V, kDepth, residentBlocks<kernel>() * multiprocessors(), blocks);
       kernel<<<blocks, dim3(kLanes, kRows), 0, stream()>>>(in, d, g, y);
     });
   });
@@ -725,11 +778,11 @@ void causalConv1dGradOp(Args& a) {
   }
   withFloatType(in.x.dtype, [&](auto tag) {
     using T = decltype(tag);
-    withVector<T, true>(d, {in.x.p, dy.p, dx.p}, [&](auto v, auto chunk, auto minBlocks) {
-      constexpr int V = decltype(v)::value, kChunk = decltype(chunk)::value;
-      constexpr auto kernel = convBackwardKernel<T, V, kChunk, decltype(minBlocks)::value>;
+    withVector<T, true>(d, {in.x.p, dy.p, dx.p}, [&](auto v, auto depth, auto minBlocks) {
+      constexpr int V = decltype(v)::value, kDepth = decltype(depth)::value;
+      constexpr auto kernel = convBackwardKernel<T, V, kDepth, decltype(minBlocks)::value>;
       unsigned blocks;
-      ConvGrid g = planSpans(d, V, kChunk, residentBlocks<kernel>() * multiprocessors(), blocks);
+      ConvGrid g = planSpans(d, V, kDepth, residentBlocks<kernel>() * multiprocessors(), blocks);
       long long rows = blocks / g.channelBlocks;
       Scratch partial(sizeof(float) * rows * (d.W + 1) * d.E);
       kernel<<<blocks, dim3(kLanes, kRows), 0, stream()>>>(in, d, g, dy, dx, dinit, partial.as<float>());

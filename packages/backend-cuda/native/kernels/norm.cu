@@ -6,14 +6,21 @@
 //   RMSNorm:   dx = rstd·(ĝ − x̂·mean(ĝ·x̂))            LayerNorm: dx = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂))
 //   dw = Σ_rows dy·x̂, db = Σ_rows dy.
 //
-// Fast path (cols ≤ 4096, x/y/dy/dx of one float dtype): a team of threads owns a row — one warp for cols ≤ 1024,
-// the whole block above — and holds it in registers (kNormVec-wide accesses), so x and dy are read once and the
-// row statistics need no second pass over memory. The weight (and bias) are staged once per block in shared memory
-// as float. Teams walk rows with a grid stride (one wave of resident blocks) and add their dw/db terms into their own
-// rows of shared memory; at the end the block adds its teams' rows in a fixed order into one partial row per block,
-// and a second kernel adds the partial rows in a fixed order (deterministic, no atomics).
+// Fast path (x/y/dy/dx of one float dtype, 16-byte aligned, cols a multiple of 4 for f32 and of 8 for halves, at
+// most 4096 and 8192): a team of threads owns a row and holds it in registers, kChunks (3 or 4) 16-byte accesses
+// per thread (4 floats or 8 halves each), so x and dy are read once and the row statistics need no second pass over
+// memory. The team is one warp when the row fits (its sums are shuffles only), else 2, 4 or 8 warps whose sums meet
+// in shared memory; the host picks the team size and kChunks that leave the fewest columns idle. Teams walk rows
+// with a grid stride (one wave of resident blocks) and keep two rows in flight: the next row's loads are issued
+// before the current row is computed, and the first row's before the weight (and bias) are staged in shared memory
+// as float.
+// Backward, teams add their dw/db terms into their own rows of shared memory; at the end the block adds its teams'
+// rows in a fixed order into one partial row per block, and a second kernel adds the partial rows in a fixed order
+// (deterministic, no atomics).
 //
-// Other shapes (wider rows, mixed dtypes) take the block-per-row kernels at the end of the file.
+// Other shapes (wider or unaligned rows, odd column counts, mixed dtypes) take the block-per-row kernels at the end
+// of the file.
+#include <climits>
 #include <optional>
 #include <type_traits>
 
@@ -23,36 +30,131 @@ namespace mcuda {
 namespace {
 
 constexpr int kNormThreads = 256;
-/** Elements per access (16 bytes of f32, 8 of halves). */
-constexpr int kNormVec = 4;
+constexpr int kNormWarps = kNormThreads / 32;
 
-/** Widest rows of each team size: a warp holds 8 accesses per thread, a block of kNormThreads 4. */
-constexpr int kWarpChunks = 8, kBlockChunks = 4;
-constexpr int kWarpMaxCols = 32 * kNormVec * kWarpChunks;
-constexpr int kBlockMaxCols = kNormThreads * kNormVec * kBlockChunks;
+/** Elements of T in one 16-byte access. */
+template <class T>
+constexpr int kVec = 16 / static_cast<int>(sizeof(T));
 
-template <int kTeam>
-__device__ __forceinline__ float teamSum(float v) {
-  if constexpr (kTeam == 32) return warpSum(v);
-  else return blockSum(v);
+/**
+ * Minimum resident blocks of kNormThreads per multiprocessor, which caps the registers. Chosen from ptxas (sm_90, no
+ * spills): forward 64 registers (LayerNorm in halves 80), backward 128. With two rows in flight per thread a
+ * multiprocessor then has ~100 KB of loads in flight on rows that fill the team (e.g. 768 columns).
+ */
+template <class T, bool kBackward, bool kCentered>
+constexpr int kNormMinBlocks = kBackward ? 2 : (sizeof(T) == 4 || !kCentered ? 4 : 3);
+
+/** kVec<T> elements of T as loaded: 16 bytes in four words, two halves a word (the lower address in the low bits). */
+struct Pack16 {
+  unsigned w[4];
+};
+
+/** One 16-byte load. */
+__device__ __forceinline__ Pack16 loadPack16(const void* src) {
+  uint4 u = *static_cast<const uint4*>(src);
+  return Pack16{{u.x, u.y, u.z, u.w}};
 }
 
-/** A team thread's slice of a row: chunk c covers columns [col(c), col(c) + valid(c)). */
-template <int kTeam, int kChunks>
+/** Element j of a pack as float. */
+template <class T>
+__device__ __forceinline__ float elementOf(const Pack16& p, int j) {
+  if constexpr (std::is_same_v<T, float>) {
+    return __uint_as_float(p.w[j]);
+  } else {
+    unsigned word = p.w[j / 2];
+    if constexpr (std::is_same_v<T, __nv_bfloat16>) return __uint_as_float(j % 2 ? word & 0xffff0000u : word << 16);
+    else return __half2float(__ushort_as_half(static_cast<unsigned short>(j % 2 ? word >> 16 : word)));
+  }
+}
+
+/** One 16-byte store of v rounded to T (to nearest even, as storef). */
+template <class T>
+__device__ __forceinline__ void storePack16(void* dst, const float (&v)[kVec<T>]) {
+  unsigned w[4];
+#pragma unroll
+  for (int q = 0; q < 4; q++) {
+    if constexpr (std::is_same_v<T, float>) {
+      w[q] = __float_as_uint(v[q]);
+    } else if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+      __nv_bfloat162 h = __floats2bfloat162_rn(v[2 * q], v[2 * q + 1]);
+      w[q] = *reinterpret_cast<const unsigned*>(&h);
+    } else {
+      __half2 h = __floats2half2_rn(v[2 * q], v[2 * q + 1]);
+      w[q] = *reinterpret_cast<const unsigned*>(&h);
+    }
+  }
+  *static_cast<uint4*>(dst) = make_uint4(w[0], w[1], w[2], w[3]);
+}
+
+/** A thread's share of a row: chunk c holds the kVec<T> columns from col(c), present when col(c) < cols (cols is a
+ *  multiple of kVec<T>). With each chunk index a team of `size` threads covers size·kVec<T> consecutive columns. */
+template <class T>
 struct RowSlice {
-  int rank, cols;
-  __device__ __forceinline__ int col(int c) const { return (c * kTeam + rank) * kNormVec; }
-  __device__ __forceinline__ int valid(int c) const {
-    int left = cols - col(c);
-    return left <= 0 ? 0 : left < kNormVec ? left : kNormVec;
+  int rank, size, cols;
+  __device__ __forceinline__ int col(int c) const { return (c * size + rank) * kVec<T>; }
+  __device__ __forceinline__ bool has(int c) const { return col(c) < cols; }
+};
+
+/** A thread's chunks of one row of a token tensor, as loaded (chunks past the row's end are zero). */
+template <int kChunks>
+struct Row {
+  Pack16 chunk[kChunks];
+};
+
+template <class T, int kChunks>
+__device__ __forceinline__ void loadRow(const void* src, long long row, const RowSlice<T>& s, Row<kChunks>& v) {
+  const T* p = static_cast<const T*>(src) + row * s.cols;
+#pragma unroll
+  for (int c = 0; c < kChunks; c++) v.chunk[c] = s.has(c) ? loadPack16(p + s.col(c)) : Pack16{{0, 0, 0, 0}};
+}
+
+/** Cross-warp partial sums of team reductions: [call parity][value][warp of the block]. */
+struct TeamSlots {
+  float v[2][2][kNormWarps];
+};
+
+/**
+ * The threads that own a row: `size` threads (32, 64, 128 or 256: whole warps), team `index` of the block. Sums
+ * over the team: shuffles within each warp; for teams of several warps, the warps' partial sums then meet in shared
+ * memory behind a block barrier, so every team of the block must make the same calls (see pipelineRows).
+ * Consecutive calls alternate between two sets of slots: a warp may write a call's slots while others still read
+ * the previous call's, never those of the call before (a barrier lies between).
+ */
+struct Team {
+  int index, size, rank;
+  TeamSlots* slots;
+  int parity;
+
+  template <int N>
+  __device__ __forceinline__ void sum(float (&v)[N]) {
+#pragma unroll
+    for (int i = 0; i < N; i++) v[i] = warpSum(v[i]);
+    if (size == 32) return;
+    int warp = threadIdx.x >> 5, firstWarp = index * (size >> 5);
+    if ((threadIdx.x & 31) == 0) {
+#pragma unroll
+      for (int i = 0; i < N; i++) slots->v[parity][i][warp] = v[i];
+    }
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < N; i++) {
+      float total = 0.0f;
+      for (int w = firstWarp; w < firstWarp + (size >> 5); w++) total += slots->v[parity][i][w];
+      v[i] = total;
+    }
+    parity ^= 1;
+  }
+
+  __device__ __forceinline__ float sum(float v) {
+    float one[1] = {v};
+    sum(one);
+    return one[0];
   }
 };
 
-template <class T, int kTeam, int kChunks>
-__device__ __forceinline__ void loadRow(const void* src, long long row, const RowSlice<kTeam, kChunks>& s, bool vector,
-                                        float (&v)[kChunks][kNormVec]) {
-#pragma unroll
-  for (int c = 0; c < kChunks; c++) loadPack<T, kNormVec>(src, row * s.cols + s.col(c), s.valid(c), vector, v[c]);
+__device__ __forceinline__ Team teamOf(int size, TeamSlots* slots) {
+  int t = threadIdx.x;
+  return Team{t / size, size, t % size, slots, 0};
 }
 
 struct RowStats {
@@ -60,31 +162,30 @@ struct RowStats {
   float rstd;
 };
 
-/** Mean (0 for RMSNorm) and rstd of the row held by the team; elements past the row's end are 0 in v. */
-template <int kTeam, int kChunks, bool kCentered>
-__device__ __forceinline__ RowStats statsOf(const float (&v)[kChunks][kNormVec], const RowSlice<kTeam, kChunks>& s,
-                                            float eps) {
+/** Mean (0 for RMSNorm) and rstd of the row the team holds. */
+template <class T, int kChunks, bool kCentered>
+__device__ __forceinline__ RowStats statsOf(const Row<kChunks>& x, const RowSlice<T>& s, Team& team, float eps) {
   float mean = 0.0f;
   if constexpr (kCentered) {
-    float sum = 0.0f;
+    float sum = 0.0f;  // absent chunks are zero
 #pragma unroll
     for (int c = 0; c < kChunks; c++) {
 #pragma unroll
-      for (int j = 0; j < kNormVec; j++) sum += v[c][j];
+      for (int j = 0; j < kVec<T>; j++) sum += elementOf<T>(x.chunk[c], j);
     }
-    mean = teamSum<kTeam>(sum) / s.cols;
+    mean = team.sum(sum) / s.cols;
   }
   float sq = 0.0f;
 #pragma unroll
   for (int c = 0; c < kChunks; c++) {
-    int valid = s.valid(c);
+    if (!s.has(c)) continue;
 #pragma unroll
-    for (int j = 0; j < kNormVec; j++) {
-      float d = j < valid ? v[c][j] - mean : 0.0f;
+    for (int j = 0; j < kVec<T>; j++) {
+      float d = elementOf<T>(x.chunk[c], j) - mean;
       sq += d * d;
     }
   }
-  return RowStats{mean, rsqrtf(teamSum<kTeam>(sq) / s.cols + eps)};
+  return RowStats{mean, rsqrtf(team.sum(sq) / s.cols + eps)};
 }
 
 /** params[c] = w[c], and params[cols + c] = b[c] when b is given: the per-column parameters as float. */
@@ -96,54 +197,80 @@ __device__ __forceinline__ void stageParams(In w, In b, int cols, float* params)
   __syncthreads();
 }
 
-/** v[j] = params[col + j] for j < valid, 0 beyond; one 16-byte shared-memory read when `vector` (cols % 4 == 0). */
-__device__ __forceinline__ void paramsAt(const float* params, int col, int valid, bool vector, float (&v)[kNormVec]) {
-  if (vector && valid == kNormVec) {
-    float4 p = *reinterpret_cast<const float4*>(params + col);
-    v[0] = p.x, v[1] = p.y, v[2] = p.z, v[3] = p.w;
-    return;
-  }
+/** v[j] = p[j]: V floats of shared memory (16-byte aligned) in 16-byte reads. */
+template <int V>
+__device__ __forceinline__ void readShared(const float* p, float (&v)[V]) {
 #pragma unroll
-  for (int j = 0; j < kNormVec; j++) v[j] = j < valid ? params[col + j] : 0.0f;
+  for (int q = 0; q < V / 4; q++) {
+    float4 f = reinterpret_cast<const float4*>(p)[q];
+    v[4 * q] = f.x, v[4 * q + 1] = f.y, v[4 * q + 2] = f.z, v[4 * q + 3] = f.w;
+  }
 }
 
-template <class T, int kTeam, int kChunks, bool kCentered>
-__global__ void __launch_bounds__(kNormThreads)
-    normForwardTeamKernel(In x, In w, In b, Out y, long long rows, int cols, float eps, bool vector) {
+/** p[j] += v[j]: V floats of shared memory (16-byte aligned) in 16-byte accesses. */
+template <int V>
+__device__ __forceinline__ void addShared(float* p, const float (&v)[V]) {
+#pragma unroll
+  for (int q = 0; q < V / 4; q++) {
+    float4 f = reinterpret_cast<float4*>(p)[q];
+    f.x += v[4 * q], f.y += v[4 * q + 1], f.z += v[4 * q + 2], f.w += v[4 * q + 3];
+    reinterpret_cast<float4*>(p)[q] = f;
+  }
+}
+
+/**
+ * Runs compute(row buffer, row index, active) over the block's rows: team t takes rows first = blockIdx.x·teams + t,
+ * first + stride, … (stride = gridDim.x·teams). Every team of the block makes the same number of calls, a team past
+ * the last row with active = false (it must store nothing), so that team sums may meet at block barriers. Two row
+ * buffers in turn: the next row's loads are issued before the current row is computed. The team's first row must
+ * already be in `a` when it exists.
+ */
+template <class RowT, class Load, class Compute>
+__device__ __forceinline__ void pipelineRows(long long first, int index, long long stride, long long rows, RowT& a,
+                                             RowT& b, Load&& load, Compute&& compute) {
+  long long r = first;
+  auto step = [&](const RowT& now, RowT& later) {
+    long long next = r + stride;
+    if (next < rows) load(later, next);
+    compute(now, r, r < rows);
+    r = next;
+    return r - index < rows;  // the block's first team still has a row
+  };
+  while (step(a, b) && step(b, a)) {
+  }
+}
+
+template <class T, int kChunks, bool kCentered>
+__global__ void __launch_bounds__(kNormThreads, kNormMinBlocks<T, false, kCentered>)
+    normForwardTeamKernel(In x, In w, In b, Out y, long long rows, int cols, int teamSize, float eps) {
   extern __shared__ __align__(16) float params[];  // w, then b
+  __shared__ TeamSlots slots;
+  Team team = teamOf(teamSize, &slots);
+  RowSlice<T> s{team.rank, teamSize, cols};
+  int teams = kNormThreads / teamSize;
+  long long first = static_cast<long long>(blockIdx.x) * teams + team.index;
+  auto load = [&](Row<kChunks>& buf, long long r) { loadRow<T, kChunks>(x.p, r, s, buf); };
+  Row<kChunks> xa{}, xb{};  // zeros until loaded: a team without rows computes on them and stores nothing
+  if (first < rows) load(xa, first);
   stageParams(w, kCentered ? b : In{nullptr, F32}, cols, params);
-  constexpr int kTeams = kNormThreads / kTeam;
-  RowSlice<kTeam, kChunks> s{static_cast<int>(threadIdx.x % kTeam), cols};
-  for (long long r = blockIdx.x * (long long)kTeams + threadIdx.x / kTeam; r < rows; r += (long long)gridDim.x * kTeams) {
-    float v[kChunks][kNormVec];
-    loadRow<T>(x.p, r, s, vector, v);
-    RowStats st = statsOf<kTeam, kChunks, kCentered>(v, s, eps);
+
+  auto normalize = [&](const Row<kChunks>& xr, long long r, bool active) {
+    RowStats st = statsOf<T, kChunks, kCentered>(xr, s, team, eps);
+    if (!active) return;
+    T* out = static_cast<T*>(y.p) + r * cols;
 #pragma unroll
     for (int c = 0; c < kChunks; c++) {
-      int col = s.col(c), valid = s.valid(c);
-      if (valid == 0) continue;
-      float out[kNormVec], wv[kNormVec], bv[kNormVec] = {};
-      paramsAt(params, col, valid, vector, wv);
-      if constexpr (kCentered) paramsAt(params + cols, col, valid, vector, bv);
+      if (!s.has(c)) continue;
+      int col = s.col(c);
+      float yv[kVec<T>], wv[kVec<T>], bv[kVec<T>] = {};
+      readShared(params + col, wv);
+      if constexpr (kCentered) readShared(params + cols + col, bv);
 #pragma unroll
-      for (int j = 0; j < kNormVec; j++) out[j] = (v[c][j] - st.mean) * st.rstd * wv[j] + bv[j];
-      storePack<T, kNormVec>(y.p, r * cols + col, valid, vector, out);
+      for (int j = 0; j < kVec<T>; j++) yv[j] = (elementOf<T>(xr.chunk[c], j) - st.mean) * st.rstd * wv[j] + bv[j];
+      storePack16<T>(out + col, yv);
     }
-  }
-}
-
-/** sums[col + j] += v[j] for j < valid, in shared memory; one 16-byte access when `vector` (cols % 4 == 0). */
-__device__ __forceinline__ void addAt(float* sums, int col, int valid, bool vector, const float (&v)[kNormVec]) {
-  if (vector && valid == kNormVec) {
-    float4* p = reinterpret_cast<float4*>(sums + col);
-    float4 a = *p;
-    a.x += v[0], a.y += v[1], a.z += v[2], a.w += v[3];
-    *p = a;
-    return;
-  }
-#pragma unroll
-  for (int j = 0; j < kNormVec; j++)
-    if (j < valid) sums[col + j] += v[j];
+  };
+  pipelineRows(first, team.index, static_cast<long long>(gridDim.x) * teams, rows, xa, xb, load, normalize);
 }
 
 /** partial[blockIdx.x, c] = Σ_t sums[t, c] over the block's teams in order. */
@@ -162,60 +289,92 @@ constexpr size_t normBackwardSharedFloats(int teams, long long cols) {
   return static_cast<size_t>(cols) * (1 + teams * (kCentered ? 2 : 1));
 }
 
-// The dw/db sums live in shared memory rather than registers, so a thread holds only its slices of x and dy: at
-// most 128 registers, two resident blocks.
-template <class T, int kTeam, int kChunks, bool kCentered>
-__global__ void __launch_bounds__(kNormThreads, 2)
+/** A row of x and the same row of dy. */
+template <int kChunks>
+struct RowPair {
+  Row<kChunks> x, dy;
+};
+
+// The dw/db sums live in shared memory rather than registers, so a thread holds only its slices of x and dy.
+template <class T, int kChunks, bool kCentered>
+__global__ void __launch_bounds__(kNormThreads, kNormMinBlocks<T, true, kCentered>)
     normBackwardTeamKernel(In dy, In x, In w, Out dx, float* dwPartial, float* dbPartial, long long rows, int cols,
-                           float eps, bool vector) {
-  constexpr int kTeams = kNormThreads / kTeam;
+                           int teamSize, float eps) {
   extern __shared__ __align__(16) float shared[];
+  __shared__ TeamSlots slots;
+  Team team = teamOf(teamSize, &slots);
+  RowSlice<T> s{team.rank, teamSize, cols};
+  int teams = kNormThreads / teamSize;
+  long long first = static_cast<long long>(blockIdx.x) * teams + team.index;
+  auto load = [&](RowPair<kChunks>& buf, long long r) {
+    loadRow<T, kChunks>(x.p, r, s, buf.x);
+    loadRow<T, kChunks>(dy.p, r, s, buf.dy);
+  };
+  RowPair<kChunks> a{}, b{};
+  if (first < rows) load(a, first);
+
   float* params = shared;
   float* dwSums = shared + cols;
-  float* dbSums = dwSums + kTeams * cols;
-  for (int i = threadIdx.x; i < kTeams * cols * (kCentered ? 2 : 1); i += kNormThreads) dwSums[i] = 0.0f;
+  float* dbSums = dwSums + teams * cols;
+  for (int i = threadIdx.x; i < teams * cols * (kCentered ? 2 : 1); i += kNormThreads) dwSums[i] = 0.0f;
   stageParams(w, In{nullptr, F32}, cols, params);  // ends with a barrier
-  int team = threadIdx.x / kTeam;
-  RowSlice<kTeam, kChunks> s{static_cast<int>(threadIdx.x % kTeam), cols};
-  for (long long r = blockIdx.x * (long long)kTeams + team; r < rows; r += (long long)gridDim.x * kTeams) {
-    float xv[kChunks][kNormVec], gv[kChunks][kNormVec];
-    loadRow<T>(x.p, r, s, vector, xv);
-    loadRow<T>(dy.p, r, s, vector, gv);
-    RowStats st = statsOf<kTeam, kChunks, kCentered>(xv, s, eps);
-    float sumG = 0.0f, sumGX = 0.0f;
+  float* dwTeam = dwSums + team.index * cols;
+  float* dbTeam = dbSums + team.index * cols;
+
+  auto backward = [&](const RowPair<kChunks>& row, long long r, bool active) {
+    RowStats st = statsOf<T, kChunks, kCentered>(row.x, s, team, eps);
+    // sums[0] = Σ ĝ, sums[1] = Σ ĝ·x̂ over the row.
+    float sums[2] = {0.0f, 0.0f};
 #pragma unroll
     for (int c = 0; c < kChunks; c++) {
-      int col = s.col(c), valid = s.valid(c);
-      if (valid == 0) continue;
-      float wv[kNormVec], dwv[kNormVec];
-      paramsAt(params, col, valid, vector, wv);
+      if (!s.has(c)) continue;
+      int col = s.col(c);
+      float wv[kVec<T>], dwv[kVec<T>], dbv[kVec<T>];
+      readShared(params + col, wv);
 #pragma unroll
-      for (int j = 0; j < kNormVec; j++) {
-        float xHat = (xv[c][j] - st.mean) * st.rstd;
-        float g = gv[c][j] * wv[j];  // dy is 0 past the row's end
-        sumG += g;
-        sumGX += g * xHat;
-        dwv[j] = gv[c][j] * xHat;
-        xv[c][j] = xHat;  // x is no longer needed
+      for (int j = 0; j < kVec<T>; j++) {
+        float xHat = (elementOf<T>(row.x.chunk[c], j) - st.mean) * st.rstd;
+        float d = elementOf<T>(row.dy.chunk[c], j);
+        float g = d * wv[j];
+        sums[0] += g;
+        sums[1] += g * xHat;
+        dwv[j] = d * xHat;
+        dbv[j] = d;
       }
-      addAt(dwSums + team * cols, col, valid, vector, dwv);
-      if constexpr (kCentered) addAt(dbSums + team * cols, col, valid, vector, gv[c]);
-#pragma unroll
-      for (int j = 0; j < kNormVec; j++) gv[c][j] *= wv[j];
+      if (active) {
+        addShared(dwTeam + col, dwv);
+        if constexpr (kCentered) addShared(dbTeam + col, dbv);
+      }
     }
-    float meanG = kCentered ? teamSum<kTeam>(sumG) / cols : 0.0f;
-    float meanGX = teamSum<kTeam>(sumGX) / cols;
+    float meanG = 0.0f, meanGX;
+    if constexpr (kCentered) {
+      team.sum(sums);
+      meanG = sums[0] / cols;
+      meanGX = sums[1] / cols;
+    } else {
+      meanGX = team.sum(sums[1]) / cols;
+    }
+    if (!active) return;
+    T* out = static_cast<T*>(dx.p) + r * cols;
 #pragma unroll
     for (int c = 0; c < kChunks; c++) {
-      float out[kNormVec];
+      if (!s.has(c)) continue;
+      int col = s.col(c);
+      float wv[kVec<T>], dxv[kVec<T>];
+      readShared(params + col, wv);
 #pragma unroll
-      for (int j = 0; j < kNormVec; j++) out[j] = st.rstd * (gv[c][j] - meanG - xv[c][j] * meanGX);
-      storePack<T, kNormVec>(dx.p, r * cols + s.col(c), s.valid(c), vector, out);
+      for (int j = 0; j < kVec<T>; j++) {
+        float xHat = (elementOf<T>(row.x.chunk[c], j) - st.mean) * st.rstd;
+        float g = elementOf<T>(row.dy.chunk[c], j) * wv[j];
+        dxv[j] = st.rstd * (g - meanG - xHat * meanGX);
+      }
+      storePack16<T>(out + col, dxv);
     }
-  }
+  };
+  pipelineRows(first, team.index, static_cast<long long>(gridDim.x) * teams, rows, a, b, load, backward);
   __syncthreads();
-  blockColumnSums(dwSums, kTeams, cols, dwPartial);
-  if constexpr (kCentered) blockColumnSums(dbSums, kTeams, cols, dbPartial);
+  blockColumnSums(dwSums, teams, cols, dwPartial);
+  if constexpr (kCentered) blockColumnSums(dbSums, teams, cols, dbPartial);
 }
 
 // ---- any width, any dtypes: a block per row ----
@@ -289,7 +448,7 @@ unsigned anyBlocks(long long rows) {
   return static_cast<unsigned>(rows < 1 ? 1 : (rows < cap ? rows : cap));
 }
 
-/** Dynamic shared memory a kernel may take without opting in (48 KiB, less the static blockSum buffer). */
+/** Dynamic shared memory a kernel may take without opting in (48 KiB, less a margin for its static buffers). */
 constexpr size_t kDefaultSharedBytes = 48 * 1024 - 256;
 
 /** Blocks for a grid-stride launch of kKernel over `rows` rows, `teams` rows at a time: enough to fill the device
@@ -313,31 +472,48 @@ unsigned teamBlocks(size_t sharedBytes, long long rows, int teams) {
   return static_cast<unsigned>(needed < cap ? needed : cap);
 }
 
-/** Calls f(kTeam, kChunks) for the smallest team that holds a row of cols; false when rows are too wide for any. */
+/** Threads per row and 16-byte chunks per thread of a team kernel launch. */
+struct TeamShape {
+  int size = 0;
+  int chunks = 0;
+};
+
+/** Of the teams of 32–kNormThreads threads (powers of two) holding 3 or 4 chunks each, the one that covers a row
+ *  of cols with the fewest idle columns; size 0 when rows are too wide for any. */
+template <class T>
+TeamShape teamShapeFor(long long cols) {
+  TeamShape best;
+  long long bestIdle = LLONG_MAX;
+  for (int chunks : {3, 4}) {
+    for (int size = 32; size <= kNormThreads; size *= 2) {
+      long long capacity = static_cast<long long>(size) * kVec<T> * chunks;
+      if (capacity < cols) continue;
+      if (capacity - cols < bestIdle) best = TeamShape{size, chunks}, bestIdle = capacity - cols;
+      break;
+    }
+  }
+  return best;
+}
+
+/** Calls f(kChunks) as an integral constant. */
 template <class F>
-bool withTeamShape(long long cols, F&& f) {
-  if (cols <= kWarpMaxCols) {
-    f(std::integral_constant<int, 32>{}, std::integral_constant<int, kWarpChunks>{});
-    return true;
-  }
-  if (cols <= kBlockMaxCols) {
-    f(std::integral_constant<int, kNormThreads>{}, std::integral_constant<int, kBlockChunks>{});
-    return true;
-  }
-  return false;
+void withChunks(int chunks, F&& f) {
+  if (chunks == 3) f(std::integral_constant<int, 3>{});
+  else f(std::integral_constant<int, 4>{});
 }
 
 template <class T, bool kCentered>
 bool normForwardTeams(In x, In w, In b, Out y, long long rows, long long cols, float eps) {
-  if (y.dtype != x.dtype) return false;
-  return withTeamShape(cols, [&](auto team, auto chunks) {
-    constexpr int kTeam = decltype(team)::value, kChunks = decltype(chunks)::value;
-    constexpr auto kernel = normForwardTeamKernel<T, kTeam, kChunks, kCentered>;
-    bool vector = cols % kNormVec == 0 && packAligned<T, kNormVec>(x.p) && packAligned<T, kNormVec>(y.p);
+  TeamShape shape = teamShapeFor<T>(cols);
+  bool vector = cols % kVec<T> == 0 && packAligned<T, kVec<T>>(x.p) && packAligned<T, kVec<T>>(y.p);
+  if (y.dtype != x.dtype || shape.size == 0 || !vector) return false;
+  withChunks(shape.chunks, [&](auto chunks) {
+    constexpr auto kernel = normForwardTeamKernel<T, decltype(chunks)::value, kCentered>;
     size_t bytes = sizeof(float) * cols * (kCentered ? 2 : 1);
-    unsigned blocks = teamBlocks<kernel>(bytes, rows, kNormThreads / kTeam);
-    kernel<<<blocks, kNormThreads, bytes, stream()>>>(x, w, b, y, rows, static_cast<int>(cols), eps, vector);
+    unsigned blocks = teamBlocks<kernel>(bytes, rows, kNormThreads / shape.size);
+    kernel<<<blocks, kNormThreads, bytes, stream()>>>(x, w, b, y, rows, static_cast<int>(cols), shape.size, eps);
   });
+  return true;
 }
 
 /** x, w, [b], y, rows, cols, eps */
@@ -361,21 +537,21 @@ void normForward(Args& a, bool centered) {
 template <class T, bool kCentered>
 unsigned normBackwardTeams(In dy, In x, In w, Out dx, std::optional<Scratch>& dwPartial,
                            std::optional<Scratch>& dbPartial, long long rows, long long cols, float eps) {
-  if (dy.dtype != x.dtype || dx.dtype != x.dtype) return 0;
+  TeamShape shape = teamShapeFor<T>(cols);
+  bool vector = cols % kVec<T> == 0 && packAligned<T, kVec<T>>(x.p) && packAligned<T, kVec<T>>(dy.p) &&
+                packAligned<T, kVec<T>>(dx.p);
+  if (dy.dtype != x.dtype || dx.dtype != x.dtype || shape.size == 0 || !vector) return 0;
   unsigned blocks = 0;
-  withTeamShape(cols, [&](auto team, auto chunks) {
-    constexpr int kTeam = decltype(team)::value, kChunks = decltype(chunks)::value;
-    constexpr int kTeams = kNormThreads / kTeam;
-    constexpr auto kernel = normBackwardTeamKernel<T, kTeam, kChunks, kCentered>;
-    bool vector = cols % kNormVec == 0 && packAligned<T, kNormVec>(x.p) && packAligned<T, kNormVec>(dy.p) &&
-                  packAligned<T, kNormVec>(dx.p);
-    size_t bytes = sizeof(float) * normBackwardSharedFloats<kCentered>(kTeams, cols);
-    blocks = teamBlocks<kernel>(bytes, rows, kTeams);
+  withChunks(shape.chunks, [&](auto chunks) {
+    constexpr auto kernel = normBackwardTeamKernel<T, decltype(chunks)::value, kCentered>;
+    int teams = kNormThreads / shape.size;
+    size_t bytes = sizeof(float) * normBackwardSharedFloats<kCentered>(teams, cols);
+    blocks = teamBlocks<kernel>(bytes, rows, teams);
     dwPartial.emplace(sizeof(float) * blocks * cols);
     if (kCentered) dbPartial.emplace(sizeof(float) * blocks * cols);
     kernel<<<blocks, kNormThreads, bytes, stream()>>>(dy, x, w, dx, dwPartial->as<float>(),
                                                      kCentered ? dbPartial->as<float>() : nullptr, rows,
-                                                     static_cast<int>(cols), eps, vector);
+                                                     static_cast<int>(cols), shape.size, eps);
   });
   return blocks;
 }

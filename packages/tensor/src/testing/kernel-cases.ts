@@ -147,12 +147,13 @@ function castCase(): KernelCase {
 }
 
 /**
- * RMSNorm rows for the cuda kernels' paths: a warp per row up to 1024 columns (16-byte accesses when cols % 4 == 0),
- * a block per row up to 4096, a generic kernel beyond; 5000 rows make each warp walk several rows.
+ * RMSNorm rows for the cuda kernels' paths: teams of 32–256 threads per row holding it in 16-byte packs (cols a
+ * multiple of 4 for f32, of 8 for halves; up to 8192 columns), several teams per block (row counts that leave some
+ * teams idle), a generic kernel for other widths; 5000 rows make each team walk several rows.
  */
-const RMS_NORM_WIDE: [number, number][] = [[5000, 12], [37, 768], [9, 1030], [6, 2048], [3, 4099]];
-/** layerNorm shares the rmsNorm kernels: a warp row and a block row. */
-const LAYER_NORM_WIDE: readonly (readonly [number, number])[] = [[37, 768], [9, 1030]];
+const RMS_NORM_WIDE: [number, number][] = [[5000, 12], [37, 768], [5, 768], [9, 1030], [7, 1536], [6, 2048], [3, 4099], [3, 8192]];
+/** layerNorm shares the rmsNorm kernels. */
+const LAYER_NORM_WIDE: readonly (readonly [number, number])[] = [[37, 768], [5, 768], [9, 1030], [2, 1024], [3, 8192]];
 
 function convVariants(dtype: FloatDType, g: Gen, withDy: boolean): KernelVariant[] {
   const plans: [string, number, number, number, number, boolean, boolean, boolean][] = [
@@ -174,6 +175,12 @@ function convVariants(dtype: FloatDType, g: Gen, withDy: boolean): KernelVariant
     ['vector E136 bias state silu', 2, 45, 136, 4, true, true, true],
     ['vector E8 W2 state', 3, 21, 8, 2, false, true, false],
     ['vector E12 W1 bias silu', 1, 10, 12, 1, true, false, true],
+    // The vector forms keep the next 7–16 steps' loads in flight (a ring): L below, at and just under multiples of
+    // the ring's depth, with and without an initial state.
+    ['ring E16 L30 bias state silu', 2, 30, 16, 4, true, true, true],
+    ['ring E32 L14 state', 1, 14, 32, 4, false, true, false],
+    ['ring E64 L63 W3 bias', 2, 63, 64, 3, true, false, true],
+    ['ring E8 L47 W4 state', 1, 47, 8, 4, false, true, true],
   ];
   return plans.map(([label, B, L, E, W, bias, state, silu]) => {
     const names = ['x', 'weight'];
