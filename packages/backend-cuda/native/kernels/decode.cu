@@ -225,8 +225,6 @@ struct SsmStep {
   Out y;
   float* stateOut;
   bool softplus;
-  /** dtWeight's values of each thread are copied to shared memory once per block (else read in the δ loop). */
-  bool stageWeights;
   int B, E, N, R, C;
 };
 
@@ -325,17 +323,12 @@ __device__ __forceinline__ void storeStates(float* p, const float (&v)[V]) {
   }
 }
 
-/** Copies 4 bytes global → shared without a register; complete for this thread after waitCopies. */
-__device__ __forceinline__ void copyAsync(float* dst, const float* src) {
-  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(d), "l"(src) : "memory");
-}
-__device__ __forceinline__ void waitCopies() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
-
 /** Shared memory of one block, in floats: the dbc rows (16-byte aligned for their vector loads; rounded up to whole
- *  16 bytes), then, when staged, each thread's dtWeight values. */
+ *  16 bytes). */
 __host__ __device__ inline int ssmRowsFloats(int P, int rows) { return (P * rows + 3) / 4 * 4; }
-inline long long ssmWeightFloats(long long R, int G) { return kSsmThreads * ((R + G - 1) / G); }
+
+/** dtWeight values a lane holds in registers for all of its row tiles (the δ terms past them are read as they come). */
+constexpr int kSsmHeldWeights = 16;
 
 constexpr float kLog2e = 1.4426950408889634f;
 
@@ -344,7 +337,7 @@ constexpr float kLog2e = 1.4426950408889634f;
  * takes the states n = V·(l + G·c) + v (v < V, chunk c = 0, 1, … while n < N; V = 4 moves them in 16-byte accesses).
  * The dbc rows sit in shared memory as float, interleaved (rows[k·ROWS + j] = dbc[b0 + j, k], so one vector load gives
  * column k of every row). Lanes split the δ dot product over R (r = l + G·k; each dtWeight value serves ROWS rows, and
- * is copied once per block into shared memory, where only its own thread reads it). spreadSum leaves each lane with
+ * the first kSsmHeldWeights of a lane are loaded once per block, into registers). spreadSum leaves each lane with
  * one row's total, so the softplus, the gate and the store happen once per (b, e). Every global load of a row tile
  * (the first chunk of states, x, z, dbc) is issued before the barrier that publishes the dbc rows.
  */
@@ -357,7 +350,6 @@ __global__ void __launch_bounds__(kSsmThreads, ROWS == 1 ? 1 : 6) ssmStepKernel(
   extern __shared__ __align__(16) float shared[];
   const int N = p.N, R = p.R, E = p.E, P = R + 2 * N;
   float* rows = shared;
-  float* weights = shared + ssmRowsFloats(P, ROWS) + threadIdx.x;  // weights[k·kSsmThreads]: this thread's k-th
   const int lane = threadIdx.x % G;
   const int eFree = blockIdx.x * kChannels + threadIdx.x / G;
   // Groups past the last channel compute on a valid channel (the warp's shuffles need every lane) and write nothing.
@@ -384,6 +376,8 @@ __global__ void __launch_bounds__(kSsmThreads, ROWS == 1 ? 1 : 6) ssmStepKernel(
   const float De = p.D.present() ? p.D[e] : 0.0f;
   float aLog[V];  // of the lane's first chunk; A = −exp(aLog) is taken once the states are on their way
   loadRun(p.ALog, e * N + n0, 1, n0 < N ? V : 0, aLog);
+  float held[kSsmHeldWeights];
+  loadRun(p.dtWeight, e * R + lane, G, min(terms, kSsmHeldWeights), held);
 
   for (int b0 = blockIdx.y * ROWS; b0 < p.B; b0 += gridDim.y * ROWS) {
     const int nRows = min(ROWS, p.B - b0);
@@ -405,22 +399,6 @@ __global__ void __launch_bounds__(kSsmThreads, ROWS == 1 ? 1 : 6) ssmStepKernel(
     loadRun(from(p.x, static_cast<long long>(b0) * E), e, E, nRows, xv);
     const float zv = myRow < nRows ? p.xz[static_cast<long long>(b0 + myRow) * p.C + E + e] : 0.0f;
 
-    if (p.stageWeights && b0 == static_cast<int>(blockIdx.y) * ROWS) {  // once per block, the lane's dtWeight values
-      if (p.dtWeight.dtype == F32) {
-        const float* w = static_cast<const float*>(p.dtWeight.p) + e * R + lane;
-        for (int k = 0; k < terms; k++) copyAsync(weights + k * kSsmThreads, w + k * G);
-      } else {
-        for (int k0 = 0; k0 < terms; k0 += kUnroll) {
-          float w[kUnroll];
-          loadRun(p.dtWeight, e * R + lane + k0 * G, G, min(kUnroll, terms - k0), w);
-#pragma unroll
-          for (int k = 0; k < kUnroll; k++) {
-            if (k0 + k < terms) weights[(k0 + k) * kSsmThreads] = w[k];
-          }
-        }
-      }
-    }
-
     // The tile's dbc rows (contiguous in memory) into rows[k·ROWS + j], zeros past the last row.
     __syncthreads();  // the previous rows are no longer read
     const In dbcTile = from(p.dbc, static_cast<long long>(b0) * P);
@@ -436,34 +414,31 @@ __global__ void __launch_bounds__(kSsmThreads, ROWS == 1 ? 1 : 6) ssmStepKernel(
         }
       }
     }
-    if (p.stageWeights) waitCopies();
     __syncthreads();
 
     // δ[j] = Σ_r dtWeight[e, r] · dbc[b0 + j, r]; Δ once per (row, channel), then handed to every lane.
     float acc[ROWS];
 #pragma unroll
     for (int j = 0; j < ROWS; j++) acc[j] = 0.0f;
-    if (p.stageWeights) {
-#pragma unroll kUnroll
-      for (int k = 0; k < terms; k++) {
-        const float w = weights[k * kSsmThreads];
+#pragma unroll
+    for (int k = 0; k < kSsmHeldWeights; k++) {
+      if (k < terms) {
         float d[ROWS];
         loadShared(rows + (lane + k * G) * ROWS, d);
 #pragma unroll
-        for (int j = 0; j < ROWS; j++) acc[j] += w * d[j];
+        for (int j = 0; j < ROWS; j++) acc[j] += held[k] * d[j];
       }
-    } else {
-      for (int k0 = 0; k0 < terms; k0 += kUnroll) {
-        float w[kUnroll];
-        loadRun(p.dtWeight, e * R + lane + k0 * G, G, min(kUnroll, terms - k0), w);
+    }
+    for (int k0 = kSsmHeldWeights; k0 < terms; k0 += kUnroll) {
+      float w[kUnroll];
+      loadRun(p.dtWeight, e * R + lane + k0 * G, G, min(kUnroll, terms - k0), w);
 #pragma unroll
-        for (int k = 0; k < kUnroll; k++) {
-          if (k0 + k < terms) {
-            float d[ROWS];
-            loadShared(rows + (lane + (k0 + k) * G) * ROWS, d);
+      for (int k = 0; k < kUnroll; k++) {
+        if (k0 + k < terms) {
+          float d[ROWS];
+          loadShared(rows + (lane + (k0 + k) * G) * ROWS, d);
 #pragma unroll
-            for (int j = 0; j < ROWS; j++) acc[j] += w[k] * d[j];
-          }
+          for (int j = 0; j < ROWS; j++) acc[j] += w[k] * d[j];
         }
       }
     }
@@ -547,10 +522,7 @@ int residentBlocks(size_t sharedBytes) {
 template <int G, int V, int ROWS>
 void launchSsmStepAs(SsmStep p) {
   constexpr auto kernel = ssmStepKernel<G, V, ROWS>;
-  const long long rowsFloats = ssmRowsFloats(p.R + 2 * p.N, ROWS);
-  const long long weightFloats = ssmWeightFloats(p.R, G);
-  p.stageWeights = rowsFloats + weightFloats <= kSsmSharedFloats;
-  const size_t sharedBytes = sizeof(float) * static_cast<size_t>(rowsFloats + (p.stageWeights ? weightFloats : 0));
+  const size_t sharedBytes = sizeof(float) * static_cast<size_t>(ssmRowsFloats(p.R + 2 * p.N, ROWS));
   const long long channelTiles = (p.E + kSsmThreads / G - 1) / (kSsmThreads / G);
   const long long rowTiles = (p.B + ROWS - 1) / ROWS;
   const long long slots = static_cast<long long>(multiprocessors()) * residentBlocks<kernel>(sharedBytes);
