@@ -305,6 +305,11 @@ DeviceErrors* deviceErrors() { return state().errors; }
 int multiprocessors() { return state().sms; }
 Options& options() { return state().opts; }
 
+bool& lastLaunchStartsNext() {
+  static bool startsNext = false;
+  return startsNext;
+}
+
 bool dependentLaunchEnabled() {
   int option = state().opts.dependentLaunch;
   if (option >= 0) return option != 0;
@@ -345,6 +350,7 @@ void gemm(const GemmSpec& g) {
   }
   lt::Status status = s.lt.matmul(s.lt.handle, plan.desc, &g.alpha, g.B, plan.first, g.A, plan.second, &g.beta, g.C,
                                    plan.out, g.C, plan.out, &plan.algo, s.workspace, kWorkspaceBytes, s.stream);
+  lastLaunchStartsNext() = false;
   if (range >= 0) profileEnd(range);
   ltCheck(status, "matmul");
 }

@@ -96,7 +96,7 @@ __device__ __forceinline__ void startNext() {
 __device__ __forceinline__ void prefetchL2(const void* p) { asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p)); }
 
 /** kernel<<<grid, block, shared, stream()>>>(args...), as a programmatic dependent of the kernel before it where
- *  dependentLaunchEnabled(); the kernel must call waitForPrevious (above). */
+ *  dependentLaunchEnabled() and that kernel starts its successor early; the kernel must call waitForPrevious (above). */
 template <class... Params, class... Actual>
 void launchDependent(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, Actual... args) {
   cudaLaunchAttribute dependent{};
@@ -107,11 +107,12 @@ void launchDependent(void (*kernel)(Params...), dim3 grid, dim3 block, size_t sh
   config.blockDim = block;
   config.dynamicSmemBytes = shared;
   config.stream = stream();
-  if (dependentLaunchEnabled()) {
+  if (dependentLaunchEnabled() && lastLaunchStartsNext()) {
     config.attrs = &dependent;
     config.numAttrs = 1;
   }
   check(cudaLaunchKernelEx(&config, kernel, args...), "kernel launch");
+  lastLaunchStartsNext() = true;
 }
 
 /** Records the first kernel-detected error; the host reports it at the next sync or read. */
