@@ -107,15 +107,14 @@ lt::MatrixLayout makeLayout(cudaDataType_t type, long long rows, long long cols,
 /** Elements from C's first to its last (the whole strided batch). */
 long long outputSpan(const GemmSpec& g) { return g.batch > 1 ? g.strideC * (g.batch - 1) + g.M * g.N : g.M * g.N; }
 
-bool tuningEnabled() {
-  int option = state().opts.gemmTune;
+/** An on/off option: 1 or 0 as set, -1 from the environment variable (on unless it is "0"). */
+bool optionOrEnvironment(int option, const char* variable) {
   if (option >= 0) return option != 0;
-  static const bool fromEnv = [] {
-    const char* v = std::getenv("MAMBA_TS_CUDA_GEMM_TUNE");
-    return !(v && std::strcmp(v, "0") == 0);
-  }();
-  return fromEnv;
+  const char* v = std::getenv(variable);
+  return !(v && std::strcmp(v, "0") == 0);
 }
+
+bool tuningEnabled() { return optionOrEnvironment(state().opts.gemmTune, "MAMBA_TS_CUDA_GEMM_TUNE"); }
 
 /** True while the stream is being captured into a CUDA graph (or when that cannot be told): no syncing then. */
 bool streamCapturing() {
@@ -310,15 +309,7 @@ bool& lastLaunchStartsNext() {
   return startsNext;
 }
 
-bool dependentLaunchEnabled() {
-  int option = state().opts.dependentLaunch;
-  if (option >= 0) return option != 0;
-  static const bool fromEnv = [] {
-    const char* v = std::getenv("MAMBA_TS_CUDA_PDL");
-    return !(v && std::strcmp(v, "0") == 0);
-  }();
-  return fromEnv;
-}
+bool dependentLaunchEnabled() { return optionOrEnvironment(state().opts.dependentLaunch, "MAMBA_TS_CUDA_PDL"); }
 
 void zeroFill(void* ptr, size_t bytes) {
   if (bytes == 0) return;

@@ -22,10 +22,6 @@
 namespace mcuda {
 namespace {
 
-__device__ __forceinline__ float toFloat(float v) { return v; }
-__device__ __forceinline__ float toFloat(__half v) { return __half2float(v); }
-__device__ __forceinline__ float toFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
-
 /** The tensor from element `offset` on (a row start: 64-bit once, so that the indices after it are 32-bit). */
 __device__ __forceinline__ In from(In t, long long offset) {
   return In{static_cast<const char*>(t.p) + offset * (t.dtype == F16 || t.dtype == BF16 ? 2 : 4), t.dtype};

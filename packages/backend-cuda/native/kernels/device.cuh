@@ -187,6 +187,12 @@ __device__ __forceinline__ float toFloat(float v) { return v; }
 __device__ __forceinline__ float toFloat(__half v) { return __half2float(v); }
 __device__ __forceinline__ float toFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
 
+/** The dtype code of element type T. */
+template <class T>
+__host__ __device__ constexpr int dtypeOf() {
+  return std::is_same_v<T, float> ? F32 : std::is_same_v<T, __half> ? F16 : BF16;
+}
+
 /** Rounds to nearest even, as storef. */
 template <class T>
 __device__ __forceinline__ T fromFloat(float v) {

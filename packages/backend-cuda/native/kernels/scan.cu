@@ -81,12 +81,6 @@ struct Scan {
   }
 };
 
-/** The dtype code of element type T. */
-template <class T>
-__host__ __device__ constexpr int dtypeOf() {
-  return std::is_same_v<T, float> ? F32 : std::is_same_v<T, __half> ? F16 : BF16;
-}
-
 /** out[i] = v, with one uniform check instead of a dtype switch when out holds T (as the token tensors). */
 template <class T>
 __device__ __forceinline__ void storeAs(Out out, long long i, float v) {
