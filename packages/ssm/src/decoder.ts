@@ -143,9 +143,8 @@ export class Decoder {
       this.#graph.replay();
       return;
     }
-    if (this.#capture) {
-      // One eager step first (results dropped): GEMM plans get chosen outside the capture.
-      engine().noGrad(() => engine().tidy(() => void this.#compute(false)));
+    // The first step runs eagerly (its GEMM plans get chosen outside a capture); the second is recorded, then replayed.
+    if (this.#capture && this.#logits) {
       let captured: { result: Tensor; graph: CapturedGraph };
       try {
         captured = engine().capture(() => this.#stepInPlace());
@@ -155,6 +154,7 @@ export class Decoder {
       }
       const { result, graph } = captured;
       this.#graph = graph;
+      this.#logits.dispose();
       this.#logits = result.keep();
       graph.replay();
       return;
@@ -166,7 +166,7 @@ export class Decoder {
 
   /** One step that leaves its new state and argmax in the input buffers; returns the logits. */
   #stepInPlace(): Tensor {
-    const { logits, state } = this.#compute(true);
+    const { logits, state } = this.#compute();
     const next = argmax(logits);
     // The fused kernels wrote the state in place; model.step made a new one, copied over the old.
     const stateCopies = state === this.#state ? [] : this.#state.layers.flatMap((layer, i) => [
@@ -177,46 +177,41 @@ export class Decoder {
     return logits;
   }
 
-  /** One step on the current ids and state; `inPlace`: the fused kernels overwrite the state (model.step never). */
-  #compute(inPlace: boolean): { logits: Tensor; state: MambaState } {
-    return this.#weights
-      ? fusedStep(this.#model, this.#weights, this.#ids, this.#state, inPlace)
-      : this.#model.step(this.#ids, this.#state);
+  /** One step on the current ids and state (the fused kernels overwrite the state; model.step makes a new one). */
+  #compute(): { logits: Tensor; state: MambaState } {
+    return this.#weights ? fusedStep(this.#model, this.#weights, this.#ids, this.#state) : this.#model.step(this.#ids, this.#state);
   }
 }
 
 /**
- * The recurrent step of every layer with the fused kernels: per layer
+ * The recurrent step of every layer with the fused kernels, advancing `state` in place: per layer
  *   sum, u   = residualRmsNorm(residual, previous out)        u in the compute dtype
  *   xz       = in_proj(u)
  *   x, conv' = convStep(xz, conv)                             x = silu(conv(x part of xz))
  *   δBC      = x_proj(x)
  *   y, h'    = ssmStep(h, x, xz, δBC)                         dt_proj, softplus, A = −exp(A_log), D, gate silu(z)
  *   out      = out_proj(y)
- * With `inPlace` conv' and h' are written over the given state, which is returned.
+ * with conv' and h' written over conv and h.
  */
-function fusedStep(model: MambaLM, w: StepWeights, ids: Tensor, state: MambaState, inPlace: boolean): { logits: Tensor; state: MambaState } {
+function fusedStep(model: MambaLM, w: StepWeights, ids: Tensor, state: MambaState): { logits: Tensor; state: MambaState } {
   const { layerNormEpsilon: eps, residualInFp32 } = model.config;
   const { dtype } = w;
   let residual = cast(embedding(w.embeddings, ids), residualInFp32 ? 'f32' : dtype);
   let update: Tensor | null = null;
-  const next = w.layers.map((layer, i) => {
+  w.layers.forEach((layer, i) => {
+    const { conv, ssm } = state.layers[i];
     const { sum, normed } = residualRmsNorm({ residual, update, weight: layer.norm, eps, outDtype: dtype });
     residual = sum;
     const xz = project(normed, layer.inProj);
-    const { x, state: conv } = convStep({
-      xz, convState: state.layers[i].conv, weight: layer.convWeight, bias: layer.convBias, silu: true, inPlace,
-    });
+    const { x } = convStep({ xz, convState: conv, weight: layer.convWeight, bias: layer.convBias, silu: true, inPlace: true });
     const dbc = project(x, layer.xProj);
-    const { y, state: ssm } = ssmStep({
-      state: state.layers[i].ssm, x, xz, dbc, dtWeight: layer.dtWeight, dtBias: layer.dtBias, ALog: layer.ALog, D: layer.D, deltaSoftplus: true,
-      inPlace,
+    const { y } = ssmStep({
+      state: ssm, x, xz, dbc, dtWeight: layer.dtWeight, dtBias: layer.dtBias, ALog: layer.ALog, D: layer.D, deltaSoftplus: true, inPlace: true,
     });
     update = project(y, layer.outProj);
-    return { conv, ssm };
   });
   const { normed } = residualRmsNorm({ residual, update, weight: w.normF, eps, outDtype: dtype });
-  return { logits: cast(matmul(normed, w.head, { transB: true }), 'f32'), state: inPlace ? state : new MambaState(next) };
+  return { logits: cast(matmul(normed, w.head, { transB: true }), 'f32'), state };
 }
 
 function project(x: Tensor, p: Projection): Tensor {
