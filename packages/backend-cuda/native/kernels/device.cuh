@@ -245,12 +245,13 @@ __device__ __forceinline__ void storePack(void* dst, long long i, int valid, boo
 }
 
 /** Row groups of sumRowsKernel: blockDim is (32, kSumRowGroups). */
-constexpr int kSumRowGroups = 16;
+constexpr int kSumRowGroups = 32;
 
 /**
  * store(i, Σ_p rows[p·n + i]) for every column i < n of a (parts, n) float matrix of per-block partial sums. Thread
  * (x, y) of a block adds rows y, y + kSumRowGroups, … of column blockIdx.x·32 + x in order, then the row groups' sums
- * are added in group order: the same result every run (no atomics), with parts/kSumRowGroups loads per thread.
+ * are added in group order: the same result every run (no atomics), with parts/kSumRowGroups loads per thread, 8 of
+ * them in flight at a time (few blocks run: a partial-sum matrix is a few hundred rows of a few thousand columns).
  * Launch: grid ceil(n / 32), block (32, kSumRowGroups).
  */
 template <class Store>
@@ -259,7 +260,7 @@ __global__ void __launch_bounds__(32 * kSumRowGroups) sumRowsKernel(const float*
   long long i = blockIdx.x * 32LL + threadIdx.x;
   double acc = 0.0;
   if (i < n) {
-#pragma unroll 4
+#pragma unroll 8
     for (int p = threadIdx.y; p < parts; p += kSumRowGroups) acc += rows[p * n + i];
   }
   groups[threadIdx.y][threadIdx.x] = acc;
