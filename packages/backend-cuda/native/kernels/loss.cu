@@ -119,20 +119,28 @@ unsigned rowBlocks(long long rows) {
   return static_cast<unsigned>(rows < 1 ? 1 : (rows < cap ? rows : cap));
 }
 
-/** logits (rows, vocab) of the chunk [c0, c0 + width) in f32: hidden · weight[c0 : c0 + width]ᵀ. */
-void chunkLogits(const void* hidden, const char* weight, int dtype, long long rows, long long dim, long long c0,
-                 long long width, float* out) {
+/** C (M×N, f32) = op(A)·op(B) + beta·C with A and B of `dtype`. */
+void gemmF32(int dtype, bool transA, bool transB, long long M, long long N, long long K, const void* A, const void* B,
+             float* C, float beta = 0.0f) {
   GemmSpec g;
   g.inType = dtype;
   g.outType = F32;
-  g.transB = true;
-  g.M = rows;
-  g.N = width;
-  g.K = dim;
-  g.A = hidden;
-  g.B = weight + c0 * dim * bytesOf(dtype);
-  g.C = out;
+  g.transA = transA;
+  g.transB = transB;
+  g.M = M;
+  g.N = N;
+  g.K = K;
+  g.A = A;
+  g.B = B;
+  g.C = C;
+  g.beta = beta;
   gemm(g);
+}
+
+/** logits (rows, vocab) of the chunk [c0, c0 + width) in f32: hidden · weight[c0 : c0 + width]ᵀ. */
+void chunkLogits(const void* hidden, const char* weight, int dtype, long long rows, long long dim, long long c0,
+                 long long width, float* out) {
+  gemmF32(dtype, false, true, rows, width, dim, hidden, weight + c0 * dim * bytesOf(dtype), out);
 }
 
 /** logits, targets, loss, lse, rows, vocab, ignoreIndex */
@@ -219,31 +227,9 @@ void linearCrossEntropyGradOp(Args& a) {
     chunkGradKernel<<<gridFor(rows * w), 256, 0, stream()>>>(chunk.as<float>(), rows, w, c0, targets, lse, dloss,
                                                              ignoreIndex, Out{dchunk.get(), dtype});
     // dhidden += dchunk (rows × w) · weight[c0 : c0 + w] (w × dim)
-    GemmSpec gh;
-    gh.inType = dtype;
-    gh.outType = F32;
-    gh.M = rows;
-    gh.N = dim;
-    gh.K = w;
-    gh.beta = 1.0f;
-    gh.A = dchunk.get();
-    gh.B = weight + c0 * dim * bytesOf(dtype);
-    gh.C = dh;
-    gemm(gh);
-    if (wantWeight) {
-      // dweight[c0 : c0 + w] = dchunkᵀ (w × rows) · hidden (rows × dim)
-      GemmSpec gw;
-      gw.inType = dtype;
-      gw.outType = F32;
-      gw.transA = true;
-      gw.M = w;
-      gw.N = dim;
-      gw.K = rows;
-      gw.A = dchunk.get();
-      gw.B = hidden;
-      gw.C = dw + c0 * dim;
-      gemm(gw);
-    }
+    gemmF32(dtype, false, false, rows, dim, w, dchunk.get(), weight + c0 * dim * bytesOf(dtype), dh, 1.0f);
+    // dweight[c0 : c0 + w] = dchunkᵀ (w × rows) · hidden (rows × dim)
+    if (wantWeight) gemmF32(dtype, true, false, w, dim, rows, dchunk.get(), hidden, dw + c0 * dim);
   }
   if (!direct) {
     if (rows * dim > 0) toDtypeKernel<<<gridFor(rows * dim), 256, 0, stream()>>>(dh, Out{dhidden, dtype}, rows * dim);
