@@ -107,14 +107,19 @@ lt::MatrixLayout makeLayout(cudaDataType_t type, long long rows, long long cols,
 /** Elements from C's first to its last (the whole strided batch). */
 long long outputSpan(const GemmSpec& g) { return g.batch > 1 ? g.strideC * (g.batch - 1) + g.M * g.N : g.M * g.N; }
 
-/** An on/off option: 1 or 0 as set, -1 from the environment variable (on unless it is "0"). */
-bool optionOrEnvironment(int option, const char* variable) {
-  if (option >= 0) return option != 0;
+/** An environment switch: on unless the variable is "0". */
+bool environmentSwitch(const char* variable) {
   const char* v = std::getenv(variable);
   return !(v && std::strcmp(v, "0") == 0);
 }
 
-bool tuningEnabled() { return optionOrEnvironment(state().opts.gemmTune, "MAMBA_TS_CUDA_GEMM_TUNE"); }
+/** An on/off option: 1 or 0 as set, -1 for the environment's switch (read once by the caller). */
+bool optionOr(int option, bool fromEnvironment) { return option >= 0 ? option != 0 : fromEnvironment; }
+
+bool tuningEnabled() {
+  static const bool fromEnvironment = environmentSwitch("MAMBA_TS_CUDA_GEMM_TUNE");
+  return optionOr(state().opts.gemmTune, fromEnvironment);
+}
 
 /** True while the stream is being captured into a CUDA graph (or when that cannot be told): no syncing then. */
 bool streamCapturing() {
@@ -309,7 +314,10 @@ bool& lastLaunchStartsNext() {
   return startsNext;
 }
 
-bool dependentLaunchEnabled() { return optionOrEnvironment(state().opts.dependentLaunch, "MAMBA_TS_CUDA_PDL"); }
+bool dependentLaunchEnabled() {  // asked at every launchDependent: the environment is read once
+  static const bool fromEnvironment = environmentSwitch("MAMBA_TS_CUDA_PDL");
+  return optionOr(state().opts.dependentLaunch, fromEnvironment);
+}
 
 void zeroFill(void* ptr, size_t bytes) {
   if (bytes == 0) return;

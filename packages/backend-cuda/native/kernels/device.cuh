@@ -64,13 +64,13 @@ __device__ __forceinline__ float sigmoidf(float x) {
   return x >= 0.0f ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
 }
 __device__ __forceinline__ float siluf(float x) { return x * sigmoidf(x); }
-__device__ __forceinline__ float siluGradf(float x) {
-  float s = sigmoidf(x);
-  return s * (1.0f + x * (1.0f - s));
-}
-/** softplus with PyTorch's threshold 20, as the cpu reference. */
-__device__ __forceinline__ float softplusf(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
-__device__ __forceinline__ float softplusGradf(float x) { return x > 20.0f ? 1.0f : sigmoidf(x); }
+/** d silu(x)/dx from x and s = sigmoid(x). */
+__device__ __forceinline__ float siluGradOf(float x, float s) { return s * (1.0f + x * (1.0f - s)); }
+__device__ __forceinline__ float siluGradf(float x) { return siluGradOf(x, sigmoidf(x)); }
+/** PyTorch's softplus threshold (as the cpu reference): above it softplus(x) = x. */
+constexpr float kSoftplusThreshold = 20.0f;
+__device__ __forceinline__ float softplusf(float x) { return x > kSoftplusThreshold ? x : log1pf(expf(x)); }
+__device__ __forceinline__ float softplusGradf(float x) { return x > kSoftplusThreshold ? 1.0f : sigmoidf(x); }
 
 // ---- programmatic dependent launch (sm_90) ----
 // A kernel launched with launchDependent may have its blocks running while the kernel before it on the stream still

@@ -53,12 +53,9 @@ __device__ __forceinline__ float exp2Fast(float x) {
 // updates they feed.
 __device__ __forceinline__ float sigmoidFast(float x) { return __fdividef(1.0f, 1.0f + __expf(-x)); }
 __device__ __forceinline__ float siluFast(float x) { return x * sigmoidFast(x); }
-__device__ __forceinline__ float siluGradFast(float x) {
-  float s = sigmoidFast(x);
-  return s * (1.0f + x * (1.0f - s));
-}
-__device__ __forceinline__ float softplusFast(float x) { return x > 20.0f ? x : log1pf(__expf(x)); }
-__device__ __forceinline__ float softplusGradFast(float x) { return x > 20.0f ? 1.0f : sigmoidFast(x); }
+__device__ __forceinline__ float siluGradFast(float x) { return siluGradOf(x, sigmoidFast(x)); }
+__device__ __forceinline__ float softplusFast(float x) { return x > kSoftplusThreshold ? x : log1pf(__expf(x)); }
+__device__ __forceinline__ float softplusGradFast(float x) { return x > kSoftplusThreshold ? 1.0f : sigmoidFast(x); }
 
 /** The scan's operands. The token tensors share one float type T (the host converts any that differ), so loads
  *  need no dtype switch; the per-channel parameters and the states keep their own dtypes. */
