@@ -1,14 +1,17 @@
 // GEMM algorithm choice on cuda for the GEMMs of a Mamba-130m training step at batch 8 × 1024 (M = 8192 tokens) and
 // of greedy decoding (M = 1 and 64): for each shape, the time of the algorithm our cached plan uses (autotuned unless
-// MAMBA_TS_CUDA_GEMM_TUNE=0), of every candidate cuBLASLt's heuristic offers (and the few-rows kernel where it fits),
-// the best, and ours/best. A program, not a test: the readable table
-// goes to stderr, the JSON to stdout.
+// MAMBA_TS_CUDA_GEMM_TUNE=0), of every candidate cuBLASLt's heuristic offers (and the few-rows kernel and split TF32
+// products where they fit), the best, and ours/best. A program, not a test: the readable table goes to stderr, the
+// JSON to stdout.
 //   node bench-gemm.mjs [f32] [bf16] [tf32] [--reps N]      (default: f32 bf16, 20 timed calls per candidate)
 import { nativeAddon } from '../src/availability.js';
 import { cudaStatus, isAvailable, unavailableReason } from '../src/index.js';
 import type { NativeAddon } from '../src/native.js';
 
 type GemmDType = 'f32' | 'f16' | 'bf16';
+type CandidateKind = 'cublasLt' | 'fewRows' | 'splitTf32';
+/** How the table marks candidates that are not cuBLASLt algorithms. */
+const kindMark: Record<CandidateKind, string> = { cublasLt: '', fewRows: ' (few rows)', splitTf32: ' (split TF32)' };
 
 /** Row-major C (M×N) = alpha·op(A)·op(B) + beta·C, as native/context.h's GemmSpec; A, B, C are device addresses. */
 interface GemmCandidatesSpec {
@@ -32,9 +35,9 @@ interface GemmCandidatesReport {
   tuned: boolean;
   /** Index in `candidates` of the plan's algorithm. */
   chosen: number;
-  /** The heuristic's candidates in its order, then the few-rows kernel where it fits; ms is Infinity where cuBLASLt
-   *  refused one. */
-  candidates: { ms: number; workspaceBytes: number; waves: number }[];
+  /** The heuristic's candidates in its order, then the few-rows kernel and split TF32 products where they fit; ms is
+   *  Infinity where cuBLASLt refused one. */
+  candidates: { kind: CandidateKind; ms: number; workspaceBytes: number; waves: number }[];
 }
 
 /** native/gemm_bench.cc's export (not part of NativeAddon: only this benchmark uses it). */
@@ -147,6 +150,7 @@ interface Row {
   heuristicFirstOverBest: number;
   tflops: number;
   candidatesMs: (number | null)[];
+  candidateKinds: CandidateKind[];
 }
 
 async function main(): Promise<void> {
@@ -192,6 +196,7 @@ async function main(): Promise<void> {
         label: r.label, tuned: r.tuned, chosen: r.chosen, oursMs: ours, heuristicFirstMs: ms[0], bestMs: ms[best], best,
         oursOverBest: ours / ms[best], heuristicFirstOverBest: ms[0] / ms[best],
         tflops: (2 * s.M * s.N * s.K) / (ours * 1e9), candidatesMs: ms.map((v) => (Number.isFinite(v) ? v : null)),
+        candidateKinds: r.candidates.map((c) => c.kind),
       });
     }
     for (const address of [A, B, C]) addon.free(address);
@@ -228,7 +233,8 @@ function formatTable(rows: Row[]): string {
   const body = rows.map((r) => [
     r.mode, r.shape, `${r.M}×${r.N}×${r.K}${r.transA ? ' tA' : ''}${r.transB ? ' tB' : ''}`, r.oursMs.toFixed(4),
     r.heuristicFirstMs.toFixed(4), r.bestMs.toFixed(4), r.oursOverBest.toFixed(3), r.tflops.toFixed(1),
-    `#${r.chosen}${r.tuned ? ' tuned' : ''}`, r.candidatesMs.map((v) => (v === null ? '-' : v.toFixed(3))).join(' '),
+    `#${r.chosen}${kindMark[r.candidateKinds[r.chosen]] ?? ''}${r.tuned ? ' tuned' : ''}`,
+    r.candidatesMs.map((v, i) => (v === null ? '-' : v.toFixed(3)) + kindMark[r.candidateKinds[i]]).join(' '),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   return [header, ...body].map((cells) => cells.map((c, i) => c.padEnd(widths[i])).join('  ')).join('\n');

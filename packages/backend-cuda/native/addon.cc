@@ -369,7 +369,7 @@ Napi::Value ProfileReport(const Napi::CallbackInfo& info) {
 }
 
 /** setOption(name, value): 'scanForwardChunk', 'scanBackwardChunk' (0 = automatic), 'debugSync', 'tf32', 'gemmTune',
- *  'profile' (0/1), 'skinnyGemm' (-1 by timing, 1 always, 0 never), 'dependentLaunch' (-1 = MAMBA_TS_CUDA_PDL, 1, 0). */
+ *  'profile' (0/1), 'skinnyGemm' and 'splitTf32' (-1 by timing, 1 always, 0 never), 'dependentLaunch' (-1 = MAMBA_TS_CUDA_PDL, 1, 0). */
 Napi::Value SetOption(const Napi::CallbackInfo& info) {
   std::string name = info[0].As<Napi::String>();
   int value = info[1].As<Napi::Number>().Int32Value();
@@ -379,6 +379,7 @@ Napi::Value SetOption(const Napi::CallbackInfo& info) {
   else if (name == "tf32") options().tf32 = value != 0;
   else if (name == "gemmTune") options().gemmTune = value != 0;
   else if (name == "skinnyGemm") options().skinnyGemm = value < 0 ? -1 : value != 0;
+  else if (name == "splitTf32") options().splitTf32 = value < 0 ? -1 : value != 0;
   else if (name == "dependentLaunch") options().dependentLaunch = value < 0 ? -1 : value != 0;
   else if (name == "profile") setProfiling(value != 0);
   else throw Napi::Error::New(info.Env(), "setOption: unknown option '" + name + "'");

@@ -63,6 +63,10 @@ struct GemmSpec {
   long long M = 0, N = 0, K = 0;
   long long batch = 1;
   long long strideA = 0, strideB = 0, strideC = 0;
+  /** Elements from one stored row of A (of B) to the next; 0 = packed (the stored row's length). */
+  long long lda = 0, ldb = 0;
+  /** f32 operands already rounded to TF32: multiply them on tensor cores (kernels/split_tf32.cu). */
+  bool tf32Operands = false;
   float alpha = 1.0f, beta = 0.0f;
   const void* A = nullptr;
   const void* B = nullptr;
@@ -76,11 +80,16 @@ int multiprocessors();
 void gemm(const GemmSpec& spec);
 /** The largest M the few-rows kernel takes (kernels/skinny.cu). */
 constexpr long long kSkinnyMaxRows = 64;
-/** Whether the few-rows kernel can compute g: x·Wᵀ (transB only), one batch, beta 0, one float dtype, K a whole
+/** Whether the few-rows kernel can compute g: x·Wᵀ (transB only, packed), one batch, beta 0, one float dtype, K a whole
  *  number of 16-byte vectors, x and W 16-byte aligned, M ≤ kSkinnyMaxRows. */
 bool skinnyGemmFits(const GemmSpec& g);
 /** C = alpha·A·Bᵀ for few rows (skinnyGemmFits(g) must hold); GEMM plans choose it by timing. */
 void skinnyGemm(const GemmSpec& g);
+/** Whether splitTf32Gemm can compute g: f32 in and out, packed operands, not already TF32. */
+bool splitTf32Fits(const GemmSpec& g);
+/** g with f32 accuracy on TF32 tensor cores, from three products of split operands (splitTf32Fits(g) must hold);
+ *  GEMM plans choose it by timing. */
+void splitTf32Gemm(const GemmSpec& g);
 void zeroFill(void* ptr, size_t bytes);
 
 /** Tunables set from JS (tests force small scan chunks to cover the multi-chunk path). 0 = automatic. */
@@ -89,6 +98,9 @@ struct Options {
   int scanBackwardChunk = 0;
   /** f32 GEMMs on tensor cores with TF32 inputs (about 3 significant digits): faster, not bit-faithful to f32. */
   bool tf32 = false;
+  /** f32 GEMMs as three TF32 tensor-core products of split operands (f32 accuracy, kernels/split_tf32.cu): -1 where
+   *  timing says it is faster (with gemmTune; never when MAMBA_TS_CUDA_SPLIT_TF32=0), 1 always, 0 never. */
+  int splitTf32 = -1;
   /** GEMM autotuning: the first time a shape runs (outside graph capture), time cuBLASLt's candidate algorithms and
    *  keep the fastest. 1 on, 0 off (the heuristic's first choice), -1 = MAMBA_TS_CUDA_GEMM_TUNE (on unless "0"). */
   int gemmTune = -1;

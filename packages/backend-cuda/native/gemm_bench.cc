@@ -69,7 +69,7 @@ GemmSpec specOf(const Napi::Object& o) {
 
 /**
  * gemmCandidates({ inType, outType?, transA?, transB?, M, N, K, batch?, strideA?, strideB?, strideC?, alpha?, beta?,
- * A, B, C }, { warmup?, reps? }?) → { label, tuned, chosen, candidates: [{ ms, workspaceBytes, waves }] }.
+ * A, B, C }, { warmup?, reps? }?) → { label, tuned, chosen, candidates: [{ kind, ms, workspaceBytes, waves }] }.
  * Synchronous: blocks until the timed calls have run.
  */
 Napi::Value GemmCandidates(const Napi::CallbackInfo& info) {
@@ -90,6 +90,7 @@ Napi::Value GemmCandidates(const Napi::CallbackInfo& info) {
     for (size_t i = 0; i < report.candidates.size(); i++) {
       const GemmCandidateTiming& c = report.candidates[i];
       Napi::Object o = Napi::Object::New(env);
+      o.Set("kind", c.kind == GemmCandidateKind::CublasLt ? "cublasLt" : c.kind == GemmCandidateKind::FewRows ? "fewRows" : "splitTf32");
       o.Set("ms", c.ms);
       o.Set("workspaceBytes", static_cast<double>(c.workspaceBytes));
       o.Set("waves", c.waves);

@@ -34,14 +34,16 @@ struct GemmPlan {
   std::vector<lt::HeuristicResult> candidates;  // the heuristic's favourite first; each fits the workspace
   lt::MatmulAlgo algo{};                        // candidates[0] until tuning picks another
   bool skinnyFits = false;                      // the few-rows kernel is a candidate too (timed after cuBLASLt's)
+  bool splitFits = false;                       // so are split TF32 products (timed last)
   bool skinny = false;                          // tuning chose the few-rows kernel over algo
+  bool split = false;                           // tuning chose split TF32 products over algo
   bool settled = false;                         // tuned, or not worth tuning: never timed again
   bool tuned = false;                           // algo was chosen by timing the candidates
   int label = -1;                               // profile label: "gemm <dtypes> M×N×K[×batch]"
 };
 
 using GemmKey = std::tuple<int, int, bool, bool, long long, long long, long long, long long, long long, long long,
-                           long long, int, int, int, int>;
+                           long long, long long, long long, int, int, int, int>;
 
 struct State {
   bool ready = false;
@@ -116,6 +118,12 @@ bool environmentSwitch(const char* variable) {
 /** An on/off option: 1 or 0 as set, -1 for the environment's switch (read once by the caller). */
 bool optionOr(int option, bool fromEnvironment) { return option >= 0 ? option != 0 : fromEnvironment; }
 
+/** Split TF32 products are a candidate for f32 GEMMs unless switched off (option 0, or MAMBA_TS_CUDA_SPLIT_TF32=0). */
+bool splitTf32Enabled() {
+  static const bool fromEnvironment = environmentSwitch("MAMBA_TS_CUDA_SPLIT_TF32");
+  return optionOr(state().opts.splitTf32, fromEnvironment);
+}
+
 bool tuningEnabled() {
   static const bool fromEnvironment = environmentSwitch("MAMBA_TS_CUDA_GEMM_TUNE");
   return optionOr(state().opts.gemmTune, fromEnvironment);
@@ -158,17 +166,25 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[h] : (v[h - 1] + v[h]) / 2;
 }
 
+/** The kinds of candidate a plan times: cuBLASLt's algorithms, then the few-rows kernel and split TF32 products where
+ *  they fit. */
+std::vector<GemmCandidateKind> candidateKinds(const GemmPlan& plan, const GemmSpec& g) {
+  std::vector<GemmCandidateKind> kinds(plan.candidates.size(), GemmCandidateKind::CublasLt);
+  if (plan.skinnyFits && skinnyGemmFits(g)) kinds.push_back(GemmCandidateKind::FewRows);
+  if (plan.splitFits && splitTf32Enabled()) kinds.push_back(GemmCandidateKind::SplitTf32);
+  return kinds;
+}
+
 /**
- * GPU time (ms) of one call with each of the plan's candidates, then of the few-rows kernel where it fits (one more
- * entry): the median of `reps` rounds, each round running every candidate once in turn (so clock changes hit them
+ * GPU time (ms) of one call with each of the plan's candidates (candidateKinds' order): the median of `reps` rounds, each round running every candidate once in turn (so clock changes hit them
  * alike); +inf where cuBLASLt refuses the algorithm. Runs on
  * the real operands; with beta ≠ 0 C is an input, so the timed calls then accumulate into a zeroed scratch copy
  * instead. Waits for the stream.
  */
 std::vector<double> timeCandidates(const GemmPlan& plan, const GemmSpec& g, int warmup, int reps) {
   State& s = state();
-  const bool skinny = plan.skinnyFits && skinnyGemmFits(g);
-  size_t n = plan.candidates.size() + (skinny ? 1 : 0);
+  const std::vector<GemmCandidateKind> kinds = candidateKinds(plan, g);
+  const size_t n = kinds.size();
   std::unique_ptr<Scratch> scratch;
   void* c = g.C;
   if (g.beta != 0.0f) {
@@ -178,10 +194,11 @@ std::vector<double> timeCandidates(const GemmPlan& plan, const GemmSpec& g, int 
     c = scratch->get();
   }
   auto run = [&](size_t i) -> lt::Status {
-    if (i == plan.candidates.size()) {
+    if (kinds[i] != GemmCandidateKind::CublasLt) {
       GemmSpec spec = g;
       spec.C = c;
-      skinnyGemm(spec);
+      if (kinds[i] == GemmCandidateKind::FewRows) skinnyGemm(spec);
+      else splitTf32Gemm(spec);
       return 0;
     }
     return s.lt.matmul(s.lt.handle, plan.desc, &g.alpha, g.B, plan.first, g.A, plan.second, &g.beta, c, plan.out, c,
@@ -227,8 +244,10 @@ void tune(GemmPlan& plan, const GemmSpec& g) {
     if (ms[i] < ms[best]) best = i;
   }
   if (best != 0 && std::isfinite(ms[best]) && !(ms[best] < kTuneMargin * ms[0])) best = 0;
-  plan.skinny = best == plan.candidates.size();
-  if (!plan.skinny) plan.algo = plan.candidates[best].algo;
+  const GemmCandidateKind kind = candidateKinds(plan, g)[best];
+  plan.skinny = kind == GemmCandidateKind::FewRows;
+  plan.split = kind == GemmCandidateKind::SplitTf32;
+  if (kind == GemmCandidateKind::CublasLt) plan.algo = plan.candidates[best].algo;
   plan.settled = plan.tuned = true;
 }
 
@@ -246,9 +265,11 @@ GemmPlan makePlan(const GemmSpec& g, int compute, int alignA, int alignB, int al
   ltCheck(s.lt.descSetAttribute(plan.desc, lt::kDescTransA, &opFirst, sizeof opFirst), "transA");
   ltCheck(s.lt.descSetAttribute(plan.desc, lt::kDescTransB, &opSecond, sizeof opSecond), "transB");
   // First operand = B: stored (K, N) row-major, i.e. column-major (N, K); or (N, K) → column-major (K, N) if transB.
-  plan.first = g.transB ? makeLayout(in, g.K, g.N, g.K, g.batch, g.strideB) : makeLayout(in, g.N, g.K, g.N, g.batch, g.strideB);
+  const long long ldb = g.ldb ? g.ldb : g.transB ? g.K : g.N;
+  plan.first = g.transB ? makeLayout(in, g.K, g.N, ldb, g.batch, g.strideB) : makeLayout(in, g.N, g.K, ldb, g.batch, g.strideB);
   // Second operand = A: stored (M, K) → column-major (K, M); or (K, M) → column-major (M, K) if transA.
-  plan.second = g.transA ? makeLayout(in, g.M, g.K, g.M, g.batch, g.strideA) : makeLayout(in, g.K, g.M, g.K, g.batch, g.strideA);
+  const long long lda = g.lda ? g.lda : g.transA ? g.M : g.K;
+  plan.second = g.transA ? makeLayout(in, g.M, g.K, lda, g.batch, g.strideA) : makeLayout(in, g.K, g.M, lda, g.batch, g.strideA);
   plan.out = makeLayout(out, g.N, g.M, g.N, g.batch, g.strideC);
 
   lt::Preference pref = nullptr;
@@ -274,7 +295,10 @@ GemmPlan makePlan(const GemmSpec& g, int compute, int alignA, int alignB, int al
   plan.algo = plan.candidates[0].algo;
   // Shapes the few-rows kernel fits are always timed: they are small, and choosing well matters for decoding.
   plan.skinnyFits = skinnyGemmFits(g);
-  plan.settled = !plan.skinnyFits && (plan.candidates.size() == 1 || g.M * g.N * g.K * g.batch < kTuneMinWork);
+  // Splitting the operands costs a pass over them: only worth timing where the product is not tiny.
+  const bool small = g.M * g.N * g.K * g.batch < kTuneMinWork;
+  plan.splitFits = compute == lt::kComputeF32 && splitTf32Fits(g) && !small;
+  plan.settled = !plan.skinnyFits && !plan.splitFits && (plan.candidates.size() == 1 || small);
   plan.label = labelId("  gemm " + std::string(dtypeName(g.inType)) + (compute == lt::kComputeF32 ? "" : "/tf32") + "→" +
                        dtypeName(g.outType) + " " + std::to_string(g.M) + "×" + std::to_string(g.N) + "×" +
                        std::to_string(g.K) + (g.batch > 1 ? "×" + std::to_string(g.batch) : "") +
@@ -289,10 +313,11 @@ GemmPlan makePlan(const GemmSpec& g, int compute, int alignA, int alignB, int al
 GemmPlan& planFor(const GemmSpec& g) {
   State& s = state();
   int alignA = alignmentOf(g.A), alignB = alignmentOf(g.B), alignC = alignmentOf(g.C);
-  // TF32 (opt-in) only changes f32 inputs; halves always multiply exactly with f32 accumulation.
-  int compute = g.inType == F32 && s.opts.tf32 ? lt::kComputeF32FastTf32 : lt::kComputeF32;
+  // TF32 (opt-in, or for operands split into TF32 parts) only changes f32 inputs; halves always multiply exactly with
+  // f32 accumulation.
+  int compute = g.inType == F32 && (s.opts.tf32 || g.tf32Operands) ? lt::kComputeF32FastTf32 : lt::kComputeF32;
   GemmKey key{g.inType, g.outType, g.transA, g.transB, g.M, g.N, g.K, g.batch, g.strideA, g.strideB, g.strideC,
-              alignA, alignB, alignC, compute};
+              g.lda, g.ldb, alignA, alignB, alignC, compute};
   auto found = s.plans.find(key);
   if (found == s.plans.end()) found = s.plans.emplace(key, makePlan(g, compute, alignA, alignB, alignC)).first;
   GemmPlan& plan = found->second;
@@ -341,9 +366,14 @@ void gemm(const GemmSpec& g) {
   State& s = state();
   GemmPlan& plan = planFor(g);
   int range = profiling() ? profileBegin(plan.label) : -1;
-  const int skinnyOption = s.opts.skinnyGemm;
+  const int skinnyOption = s.opts.skinnyGemm, splitOption = s.opts.splitTf32;
   if ((skinnyOption == 1 || (skinnyOption < 0 && plan.skinny)) && skinnyGemmFits(g)) {
     skinnyGemm(g);
+    if (range >= 0) profileEnd(range);
+    return;
+  }
+  if (!s.opts.tf32 && splitTf32Fits(g) && (splitOption == 1 || (plan.split && splitTf32Enabled()))) {
+    splitTf32Gemm(g);
     if (range >= 0) profileEnd(range);
     return;
   }
@@ -363,16 +393,14 @@ GemmCandidateReport gemmCandidateReport(const GemmSpec& g, int warmup, int reps)
   report.label = labelName(plan.label);
   report.label.erase(0, report.label.find_first_not_of(' '));
   report.tuned = plan.tuned;
-  for (size_t i = 0; i < plan.candidates.size(); i++) {
-    const lt::HeuristicResult& c = plan.candidates[i];
-    report.candidates.push_back({ms[i], c.workspaceSize, c.wavesCount});
-    if (!plan.skinny && report.chosen < 0 && std::memcmp(&c.algo, &plan.algo, sizeof plan.algo) == 0) {
-      report.chosen = static_cast<int>(i);
-    }
-  }
-  if (ms.size() > plan.candidates.size()) {
-    report.candidates.push_back({ms.back(), 0, 0.0f});
-    if (plan.skinny) report.chosen = static_cast<int>(plan.candidates.size());
+  const std::vector<GemmCandidateKind> kinds = candidateKinds(plan, g);
+  for (size_t i = 0; i < kinds.size(); i++) {
+    const bool cublasLt = kinds[i] == GemmCandidateKind::CublasLt;
+    report.candidates.push_back({kinds[i], ms[i], cublasLt ? plan.candidates[i].workspaceSize : 0,
+                                 cublasLt ? plan.candidates[i].wavesCount : 0.0f});
+    const bool chosen = cublasLt ? !plan.skinny && !plan.split && std::memcmp(&plan.candidates[i].algo, &plan.algo, sizeof plan.algo) == 0
+                                 : (kinds[i] == GemmCandidateKind::FewRows ? plan.skinny : plan.split);
+    if (chosen && report.chosen < 0) report.chosen = static_cast<int>(i);
   }
   return report;
 }

@@ -53,6 +53,9 @@ export function registerCudaBackend({ activate = false }: RegisterCudaOptions = 
  * the first time a GEMM shape runs, time cuBLASLt's candidate algorithms and keep the fastest; 0: take the heuristic's
  * first choice; also MAMBA_TS_CUDA_GEMM_TUNE=0), `skinnyGemm` (the few-rows kernel for x·Wᵀ with M ≤ 64, as in
  * decoding: -1, the default, where timing the shape found it faster than cuBLASLt; 1 wherever it fits; 0 never),
+ * `splitTf32` (f32 matmuls as three TF32 tensor-core products of operands split into high and low parts, with f32
+ * accuracy: -1, the default, where timing the shape found it faster than cuBLASLt's f32 algorithms, unless
+ * MAMBA_TS_CUDA_SPLIT_TF32=0; 1 always; 0 never),
  * `dependentLaunch` (the decode step's kernels start their blocks while the kernel before them finishes, with
  * programmatic dependent launch: 1 on, 0 off, -1 the default: on unless MAMBA_TS_CUDA_PDL=0) and `profile` (see
  * takeProfile; also MAMBA_TS_CUDA_PROFILE=1).

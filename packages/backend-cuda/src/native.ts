@@ -31,7 +31,8 @@ export interface NativeMemory {
 }
 
 export type NativeOption =
-  | 'scanForwardChunk' | 'scanBackwardChunk' | 'debugSync' | 'tf32' | 'gemmTune' | 'skinnyGemm' | 'dependentLaunch' | 'profile';
+  | 'scanForwardChunk' | 'scanBackwardChunk' | 'debugSync' | 'tf32' | 'gemmTune' | 'skinnyGemm' | 'splitTf32' | 'dependentLaunch'
+  | 'profile';
 
 export interface NativeProfileRow {
   label: string;

@@ -132,6 +132,81 @@ describeGpu('cuda backend', () => {
     }
   });
 
+  test('split TF32 products (forced on) match cpu for transposes, broadcast and expanded batches, odd K', async () => {
+    const cases: [number[], number[], boolean, boolean][] = [
+      [[3, 7, 5], [5, 6], false, false],
+      [[7, 5], [3, 5, 6], false, false], // a broadcast over b's batch (stride 0)
+      [[2, 1, 7, 5], [3, 6, 5], false, true],
+      [[3, 5, 7], [3, 6, 5], true, true],
+      [[3, 5, 7], [5, 6], true, false],
+      [[33, 768], [130, 768], false, true], // x·Wᵀ: K a whole number of vectors, the parts side by side in each row
+      [[768, 40], [768, 9], true, false], // dW = xᵀ·dy: the parts one block of rows after the other
+    ];
+    setCudaOption('splitTf32', 1);
+    try {
+      for (const [as, bs, transA, transB] of cases) {
+        const a = on('cpu', () => T.randomNormal(as, { seed: 5 }));
+        const b = on('cpu', () => T.randomNormal(bs, { seed: 6 }));
+        const want = on('cpu', () => T.matmul(a, b, { transA, transB }));
+        const [ga, gb] = [toCuda(a), toCuda(b)];
+        const got = T.matmul(ga, gb, { transA, transB });
+        expect(got.shape).toEqual(want.shape);
+        const v = violation(await got.toFloat32(), want.toFloat32Sync(), 1e-5 * Math.sqrt(transA ? as.at(-2)! : as.at(-1)!), 1e-5);
+        expect(v, JSON.stringify([as, bs, transA, transB])).toBeLessThanOrEqual(1);
+        T.dispose([a, b, want, ga, gb, got]);
+      }
+    } finally {
+      setCudaOption('splitTf32', -1);
+    }
+  });
+
+  test('split TF32 products are as accurate as f32 products against an f64 reference, also with K sliced; TF32 is not', async () => {
+    // The last two overflow the parts' scratch budget (128 MB): K is taken in slices (column blocks of each row, then
+    // blocks of rows), and a slice misplaced would be wrong by the size of the result.
+    const cases: [number, number, number, boolean][] = [[64, 96, 4096, false], [8, 8, 1_100_000, false], [8, 8, 1_100_000, true]];
+    for (const [M, N, K, transA] of cases) {
+      // transA: a stored K×M, b stored K×N (dW = xᵀ·dy); else a M×K, b N×K (y = x·Wᵀ).
+      const a = on('cpu', () => T.randomNormal(transA ? [K, M] : [M, K], { seed: 7 }));
+      const b = on('cpu', () => T.randomNormal(transA ? [K, N] : [N, K], { seed: 8 }));
+      const [av, bv] = [a.toFloat32Sync(), b.toFloat32Sync()];
+      const exact = new Float64Array(M * N);
+      for (let m = 0; m < M; m++) {
+        for (let n = 0; n < N; n++) {
+          let acc = 0;
+          if (transA) for (let k = 0; k < K; k++) acc += av[k * M + m] * bv[k * N + n];
+          else for (let k = 0; k < K; k++) acc += av[m * K + k] * bv[n * K + k];
+          exact[m * N + n] = acc;
+        }
+      }
+      const relativeError = async (option: 'splitTf32' | 'tf32', value: number): Promise<number> => {
+        setCudaOption(option, value);
+        try {
+          const [ga, gb] = [toCuda(a), toCuda(b)];
+          const got = await T.tidy(() => T.matmul(ga, gb, transA ? { transA } : { transB: true })).toFloat32();
+          T.dispose([ga, gb]);
+          let [err, norm] = [0, 0];
+          for (let i = 0; i < exact.length; i++) [err, norm] = [err + (got[i] - exact[i]) ** 2, norm + exact[i] ** 2];
+          return Math.sqrt(err / norm);
+        } finally {
+          setCudaOption(option, option === 'tf32' ? 0 : -1);
+        }
+      };
+      const f32 = await relativeError('splitTf32', 0);
+      const split = await relativeError('splitTf32', 1);
+      const shape = `${M}×${N}×${K}${transA ? ' tA' : ' tB'}`;
+      const digits = (e: number) => e.toExponential(2);
+      if (K === 4096) {
+        const tf32 = await relativeError('tf32', 1);
+        console.log(`relative error vs f64, ${shape}: f32 ${digits(f32)}, split TF32 ${digits(split)}, TF32 ${digits(tf32)}`);
+        expect(tf32, shape).toBeGreaterThan(50 * split);
+      } else {
+        console.log(`relative error vs f64, ${shape}: f32 ${digits(f32)}, split TF32 ${digits(split)}`);
+      }
+      expect(split, shape).toBeLessThanOrEqual(2.5 * f32);
+      T.dispose([a, b]);
+    }
+  });
+
   test('argmax of few long rows (split into parts, then the best part) matches cpu, ties to the lowest index', async () => {
     for (const [rows, cols] of [[1, 50280], [3, 9001], [64, 50280]] as const) {
       const x = on('cpu', () => T.randomNormal([rows, cols], { seed: rows, dtype: 'bf16' })); // bf16: many equal values

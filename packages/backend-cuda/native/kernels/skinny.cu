@@ -58,6 +58,7 @@ void launchSkinny(const GemmSpec& g) {
 
 bool skinnyGemmFits(const GemmSpec& g) {
   if (g.transA || !g.transB || g.batch != 1 || g.beta != 0.0f || g.inType != g.outType) return false;
+  if (g.lda != 0 || g.ldb != 0 || g.tf32Operands) return false;
   if (g.inType != F32 && g.inType != BF16 && g.inType != F16) return false;
   if (g.M < 1 || g.M > kSkinnyMaxRows || g.N > (1LL << 26) || g.K > (1LL << 30)) return false;
   const long long vector = 16 / bytesOf(g.inType);
