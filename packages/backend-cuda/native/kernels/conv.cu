@@ -45,11 +45,11 @@ constexpr int kThreads = kLanes * kRows;
 /**
  * Per direction and dtype: kWide channels per thread when E and the addresses allow it (else 1), kDepth steps of
  * inputs in the ring (kDepth − 1 in flight), and the launch bound (minimum resident blocks of kThreads, which caps
- * the registers). Chosen from ptxas (sm_90, no spills). Every channel costs 8 registers of state forward (weights,
- * bias, window) and 16 backward (also the partial dx and the weight sums), so halves keep the channels of f32 (8-
- * and 4-byte accesses, still whole sectors across a warp) and go twice as deep instead: a thread keeps 96–120 bytes
- * of loads in flight. Registers: forward 92 (f32) / 94 (halves), 20 warps per multiprocessor; backward 120 / 128,
- * 16 warps; narrow 56–64 forward, 80 backward.
+ * the registers). Chosen from ptxas (sm_90; at most 4 bytes spilled: the f32 wide forward, the halves' wide
+ * backward). Every channel costs 8 registers of state forward (weights, bias, window) and 16 backward (also the
+ * partial dx and the weight sums), so halves keep the channels of f32 (8- and 4-byte accesses, still whole sectors
+ * across a warp) and go twice as deep instead: a thread keeps 96–120 bytes of loads in flight. Registers: forward 96, 20 warps per multiprocessor; backward 122 (f32) / 128 (halves), 16 warps;
+ * narrow 53–64 forward, 76–80 backward.
  */
 template <class T, bool kBackward>
 struct ConvShape;
@@ -112,8 +112,14 @@ __device__ __forceinline__ ConvSpan spanOf(const ConvDims& d, const ConvGrid& g)
 }
 
 /** σ(x) from the hardware exp2 and reciprocal: a few units in the last place, which the activations tolerate.
- *  Saturates cleanly: x → −∞ gives 0 (1/∞), x → +∞ gives 1. */
-__device__ __forceinline__ float fastSigmoid(float x) { return __fdividef(1.0f, 1.0f + __expf(-x)); }
+ *  Saturates cleanly: x → −∞ gives 0 (1/∞), x → +∞ gives 1. The flush-to-zero forms are four instructions; __expf
+ *  and __fdividef add range fixes for subnormal results (below 1e-38 here) that cost a tenth of the backward step. */
+__device__ __forceinline__ float fastSigmoid(float x) {
+  float e, r;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(e) : "f"(x * -1.4426950408889634f));
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(1.0f + e));
+  return r;
+}
 
 /** Element i of a small per-channel tensor (weight, bias) whose elements are W (int for i32), as float. */
 template <class W>
@@ -419,21 +425,22 @@ struct BackwardSpan {
   /**
    * kSteps (≤ kDepth) steps from pos0, a multiple of kDepth. Only the span's own steps (pos < len) add to
    * dweight/dbias; the halo's belong to the next span. dx is stored at positions in [0, len); with kFirst (pos0 = 0)
-   * the ones before go to `early`.
+   * the ones before go to `early`. Without kChecked the caller knows that every step is the span's own and refills
+   * its slots (pos0 + kDepth ≤ len, pos0 + 2·kDepth ≤ loads): no bounds are tested (most rounds are such).
    */
-  template <int kSteps, bool kFirst, class Early>
+  template <int kSteps, bool kFirst, bool kChecked = true, class Early>
   __device__ __forceinline__ void round(int pos0, const Early& early) {
 #pragma unroll
     for (int i = 0; i < kSteps; i++) {
       int pos = pos0 + i;
       Pack<T, V> xNow = xs[i], dyNow = dys[i];
-      bool refill = pos + kDepth < loads;
+      bool refill = !kChecked || pos + kDepth < loads;
       xs[i] = loadPackIf<T, V>(xAhead, refill);
       dys[i] = loadPackIf<T, V>(dyAhead, refill);
       float xt[V], gt[V], done[V];
       toFloats<T, V>(xNow, xt);
       toFloats<T, V>(dyNow, gt);
-      bool own = pos < len;
+      bool own = !kChecked || pos < len;
 #pragma unroll
       for (int j = 0; j < V; j++) {
         // silu'(pre), always computed, then selected (as in the forward).
@@ -454,7 +461,7 @@ struct BackwardSpan {
       int at = pos - (kTaps - 1);  // where done belongs
       if (kFirst && i < kTaps - 1) {
         early(at, done);
-      } else if (at < len) {
+      } else if (!kChecked || at < len) {
         storePack<T, V>(dx, fromFloats<T, V>(done));
       }
       xAhead += E;
@@ -519,6 +526,9 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
       s.template round<kDepth, true>(0, NoEarlyGrad{});
     }
     int pos = kDepth;
+    for (; pos + kDepth <= s.len && pos + 2 * kDepth <= s.loads; pos += kDepth) {
+      s.template round<kDepth, false, false>(pos, NoEarlyGrad{});
+    }
     for (; pos < s.len; pos += kDepth) s.template round<kDepth, false>(pos, NoEarlyGrad{});
     if (pos < s.len + kTaps - 1) s.template round<kTaps - 1, false>(pos, NoEarlyGrad{});
   }

@@ -37,9 +37,10 @@ template <class T>
 constexpr int kVec = 16 / static_cast<int>(sizeof(T));
 
 /**
- * Minimum resident blocks of kNormThreads per multiprocessor, which caps the registers. Chosen from ptxas (sm_90, no
- * spills): forward 64 registers (LayerNorm in halves 80), backward 128. With two rows in flight per thread a
- * multiprocessor then has ~100 KB of loads in flight on rows that fill the team (e.g. 768 columns).
+ * Minimum resident blocks of kNormThreads per multiprocessor, which caps the registers. Chosen from ptxas (sm_90):
+ * forward 64 registers (LayerNorm in halves 80; halves with 4 chunks spill 8–16 bytes), backward 128 (halves with a
+ * RowRing 80–94). With two rows in flight per thread a multiprocessor then has ~100 KB of loads in flight on rows that
+ * fill the team (e.g. 768 columns).
  */
 template <class T, bool kBackward, bool kCentered>
 constexpr int kNormMinBlocks = kBackward ? 2 : (sizeof(T) == 4 || !kCentered ? 4 : 3);
@@ -188,33 +189,54 @@ __device__ __forceinline__ RowStats statsOf(const Row<kChunks>& x, const RowSlic
   return RowStats{mean, rsqrtf(team.sum(sq) / s.cols + eps)};
 }
 
-/** params[c] = w[c], and params[cols + c] = b[c] when b is given: the per-column parameters as float. */
+/**
+ * Where column col of a per-column float array in shared memory (w, b, a team's dw/db sums) lives. A thread reads its
+ * kVec<T> columns as float4s: for f32 one float4, in the plain layout; for halves two, and the first and the second
+ * four columns of every pack lie in two planes of cols/2, so that a warp's float4 accesses are consecutive rather than
+ * 32 bytes apart (which costs a second pass through the banks: measured 39% excess shared wavefronts in bf16).
+ */
+template <class T>
+__device__ __forceinline__ int sharedSlot(int col, int cols) {
+  if constexpr (kVec<T> == 4) return col;
+  else return (col & 4 ? cols / 2 : 0) + (col >> 3) * 4 + (col & 3);
+}
+
+/** sharedSlot of the float4 q of the pack of columns from col (a multiple of kVec<T>). */
+template <class T>
+__device__ __forceinline__ int sharedPackSlot(int col, int cols, int q) {
+  if constexpr (kVec<T> == 4) return col;
+  else return q * (cols / 2) + col / 2;
+}
+
+/** params[slot(c)] = w[c], and params[cols + slot(c)] = b[c] when b is given: the per-column parameters as float. */
+template <class T>
 __device__ __forceinline__ void stageParams(In w, In b, int cols, float* params) {
   for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-    params[c] = w[c];
-    if (b.present()) params[cols + c] = b[c];
+    params[sharedSlot<T>(c, cols)] = w[c];
+    if (b.present()) params[cols + sharedSlot<T>(c, cols)] = b[c];
   }
   __syncthreads();
 }
 
-/** v[j] = p[j]: V floats of shared memory (16-byte aligned) in 16-byte reads. */
-template <int V>
-__device__ __forceinline__ void readShared(const float* p, float (&v)[V]) {
+/** v[j] = column col + j of a per-column array in shared memory (col a multiple of kVec<T>), in 16-byte reads. */
+template <class T>
+__device__ __forceinline__ void readShared(const float* array, int col, int cols, float (&v)[kVec<T>]) {
 #pragma unroll
-  for (int q = 0; q < V / 4; q++) {
-    float4 f = reinterpret_cast<const float4*>(p)[q];
+  for (int q = 0; q < kVec<T> / 4; q++) {
+    float4 f = *reinterpret_cast<const float4*>(array + sharedPackSlot<T>(col, cols, q));
     v[4 * q] = f.x, v[4 * q + 1] = f.y, v[4 * q + 2] = f.z, v[4 * q + 3] = f.w;
   }
 }
 
-/** p[j] += v[j]: V floats of shared memory (16-byte aligned) in 16-byte accesses. */
-template <int V>
-__device__ __forceinline__ void addShared(float* p, const float (&v)[V]) {
+/** Column col + j of a per-column array in shared memory += v[j], in 16-byte accesses. */
+template <class T>
+__device__ __forceinline__ void addShared(float* array, int col, int cols, const float (&v)[kVec<T>]) {
 #pragma unroll
-  for (int q = 0; q < V / 4; q++) {
-    float4 f = reinterpret_cast<float4*>(p)[q];
+  for (int q = 0; q < kVec<T> / 4; q++) {
+    float4* p = reinterpret_cast<float4*>(array + sharedPackSlot<T>(col, cols, q));
+    float4 f = *p;
     f.x += v[4 * q], f.y += v[4 * q + 1], f.z += v[4 * q + 2], f.w += v[4 * q + 3];
-    reinterpret_cast<float4*>(p)[q] = f;
+    *p = f;
   }
 }
 
@@ -252,7 +274,7 @@ __global__ void __launch_bounds__(kNormThreads, kNormMinBlocks<T, false, kCenter
   auto load = [&](Row<kChunks>& buf, long long r) { loadRow<T, kChunks>(x.p, r, s, buf); };
   Row<kChunks> xa{}, xb{};  // zeros until loaded: a team without rows computes on them and stores nothing
   if (first < rows) load(xa, first);
-  stageParams(w, kCentered ? b : In{nullptr, F32}, cols, params);
+  stageParams<T>(w, kCentered ? b : In{nullptr, F32}, cols, params);
 
   auto normalize = [&](const Row<kChunks>& xr, long long r, bool active) {
     RowStats st = statsOf<T, kChunks, kCentered>(xr, s, team, eps);
@@ -263,8 +285,8 @@ __global__ void __launch_bounds__(kNormThreads, kNormMinBlocks<T, false, kCenter
       if (!s.has(c)) continue;
       int col = s.col(c);
       float yv[kVec<T>], wv[kVec<T>], bv[kVec<T>] = {};
-      readShared(params + col, wv);
-      if constexpr (kCentered) readShared(params + cols + col, bv);
+      readShared<T>(params, col, cols, wv);
+      if constexpr (kCentered) readShared<T>(params + cols, col, cols, bv);
 #pragma unroll
       for (int j = 0; j < kVec<T>; j++) yv[j] = (elementOf<T>(xr.chunk[c], j) - st.mean) * st.rstd * wv[j] + bv[j];
       storePack16<T>(out + col, yv);
@@ -273,12 +295,13 @@ __global__ void __launch_bounds__(kNormThreads, kNormMinBlocks<T, false, kCenter
   pipelineRows(first, team.index, static_cast<long long>(gridDim.x) * teams, rows, xa, xb, load, normalize);
 }
 
-/** partial[blockIdx.x, c] = Σ_t sums[t, c] over the block's teams in order. */
+/** partial[blockIdx.x, c] = Σ_t sums[t, c] over the block's teams in order (sums in the sharedSlot layout). */
+template <class T>
 __device__ __forceinline__ void blockColumnSums(const float* sums, int teams, int cols, float* partial) {
   float* out = partial + static_cast<long long>(blockIdx.x) * cols;
   for (int col = threadIdx.x; col < cols; col += blockDim.x) {
     float total = 0.0f;
-    for (int t = 0; t < teams; t++) total += sums[t * cols + col];
+    for (int t = 0; t < teams; t++) total += sums[t * cols + sharedSlot<T>(col, cols)];
     out[col] = total;
   }
 }
@@ -295,8 +318,60 @@ struct RowPair {
   Row<kChunks> x, dy;
 };
 
-// The dw/db sums live in shared memory rather than registers, so a thread holds only its slices of x and dy.
-template <class T, int kChunks, bool kCentered>
+/** 16 bytes from global to shared memory without passing through registers (cp.async, bypassing L1). */
+__device__ __forceinline__ void copyAsync16(void* sharedDst, const void* src) {
+  unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(sharedDst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
+}
+__device__ __forceinline__ void commitAsync() { asm volatile("cp.async.commit_group;\n" ::); }
+/** Waits until at most N of the thread's committed groups of copies are still in flight. */
+template <int N>
+__device__ __forceinline__ void waitAsync() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+/**
+ * A team's ring of kStages row slots in shared memory (each x's row, then dy's): the copies of the next kStages − 1
+ * rows stay in flight while a row is computed, without holding registers. Each thread copies and later reads only
+ * its own chunks, so waiting for its own copies is the only synchronisation needed.
+ */
+template <class T, int kChunks, int kStages>
+struct RowRing {
+  T* slots;  // kStages × 2 rows of cols
+  int cols;
+
+  __device__ __forceinline__ T* slot(int i, int which) const { return slots + (static_cast<long long>(i) * 2 + which) * cols; }
+
+  /** Starts copying row r of x and dy into slot i (nothing when the row does not exist), as one group. */
+  __device__ __forceinline__ void fetch(int i, const void* x, const void* dy, long long r, long long rows,
+                                        const RowSlice<T>& s) {
+    if (r < rows) {
+      const T* xr = static_cast<const T*>(x) + r * cols;
+      const T* dyr = static_cast<const T*>(dy) + r * cols;
+#pragma unroll
+      for (int c = 0; c < kChunks; c++) {
+        if (!s.has(c)) continue;
+        copyAsync16(slot(i, 0) + s.col(c), xr + s.col(c));
+        copyAsync16(slot(i, 1) + s.col(c), dyr + s.col(c));
+      }
+    }
+    commitAsync();
+  }
+
+  /** The thread's chunks of slot i (zeros past the row's end), once its copies have landed. */
+  __device__ __forceinline__ void read(int i, const RowSlice<T>& s, RowPair<kChunks>& row) const {
+#pragma unroll
+    for (int c = 0; c < kChunks; c++) {
+      row.x.chunk[c] = s.has(c) ? loadPack16(slot(i, 0) + s.col(c)) : Pack16{{0, 0, 0, 0}};
+      row.dy.chunk[c] = s.has(c) ? loadPack16(slot(i, 1) + s.col(c)) : Pack16{{0, 0, 0, 0}};
+    }
+  }
+};
+
+// The dw/db sums live in shared memory rather than registers, so a thread holds only its slices of x and dy. With
+// kStages = 0 the next row waits in registers (pipelineRows); otherwise the next kStages − 1 rows wait in a RowRing
+// after the dw/db sums.
+template <class T, int kChunks, bool kCentered, int kStages>
 __global__ void __launch_bounds__(kNormThreads, kNormMinBlocks<T, true, kCentered>)
     normBackwardTeamKernel(In dy, In x, In w, Out dx, float* dwPartial, float* dbPartial, long long rows, int cols,
                            int teamSize, float eps) {
@@ -306,18 +381,28 @@ __global__ void __launch_bounds__(kNormThreads, kNormMinBlocks<T, true, kCentere
   RowSlice<T> s{team.rank, teamSize, cols};
   int teams = kNormThreads / teamSize;
   long long first = static_cast<long long>(blockIdx.x) * teams + team.index;
+  const long long stride = static_cast<long long>(gridDim.x) * teams;
   auto load = [&](RowPair<kChunks>& buf, long long r) {
     loadRow<T, kChunks>(x.p, r, s, buf.x);
     loadRow<T, kChunks>(dy.p, r, s, buf.dy);
   };
   RowPair<kChunks> a{}, b{};
-  if (first < rows) load(a, first);
+  RowRing<T, kChunks, kStages> ring{
+      reinterpret_cast<T*>(shared + normBackwardSharedFloats<kCentered>(teams, cols)) +
+          static_cast<long long>(team.index) * kStages * 2 * cols,
+      cols};
+  if constexpr (kStages == 0) {
+    if (first < rows) load(a, first);
+  } else {
+#pragma unroll
+    for (int i = 0; i < kStages - 1; i++) ring.fetch(i, x.p, dy.p, first + i * stride, rows, s);
+  }
 
   float* params = shared;
   float* dwSums = shared + cols;
   float* dbSums = dwSums + teams * cols;
   for (int i = threadIdx.x; i < teams * cols * (kCentered ? 2 : 1); i += kNormThreads) dwSums[i] = 0.0f;
-  stageParams(w, In{nullptr, F32}, cols, params);  // ends with a barrier
+  stageParams<T>(w, In{nullptr, F32}, cols, params);  // ends with a barrier
   float* dwTeam = dwSums + team.index * cols;
   float* dbTeam = dbSums + team.index * cols;
 
@@ -330,7 +415,7 @@ __global__ void __launch_bounds__(kNormThreads, kNormMinBlocks<T, true, kCentere
       if (!s.has(c)) continue;
       int col = s.col(c);
       float wv[kVec<T>], dwv[kVec<T>], dbv[kVec<T>];
-      readShared(params + col, wv);
+      readShared<T>(params, col, cols, wv);
 #pragma unroll
       for (int j = 0; j < kVec<T>; j++) {
         float xHat = (elementOf<T>(row.x.chunk[c], j) - st.mean) * st.rstd;
@@ -342,8 +427,8 @@ __global__ void __launch_bounds__(kNormThreads, kNormMinBlocks<T, true, kCentere
         dbv[j] = d;
       }
       if (active) {
-        addShared(dwTeam + col, dwv);
-        if constexpr (kCentered) addShared(dbTeam + col, dbv);
+        addShared<T>(dwTeam, col, cols, dwv);
+        if constexpr (kCentered) addShared<T>(dbTeam, col, cols, dbv);
       }
     }
     float meanG = 0.0f, meanGX;
@@ -361,7 +446,7 @@ __global__ void __launch_bounds__(kNormThreads, kNormMinBlocks<T, true, kCentere
       if (!s.has(c)) continue;
       int col = s.col(c);
       float wv[kVec<T>], dxv[kVec<T>];
-      readShared(params + col, wv);
+      readShared<T>(params, col, cols, wv);
 #pragma unroll
       for (int j = 0; j < kVec<T>; j++) {
         float xHat = (elementOf<T>(row.x.chunk[c], j) - st.mean) * st.rstd;
@@ -371,10 +456,22 @@ __global__ void __launch_bounds__(kNormThreads, kNormMinBlocks<T, true, kCentere
       storePack16<T>(out + col, dxv);
     }
   };
-  pipelineRows(first, team.index, static_cast<long long>(gridDim.x) * teams, rows, a, b, load, backward);
+  if constexpr (kStages == 0) {
+    pipelineRows(first, team.index, stride, rows, a, b, load, backward);
+  } else {
+    // As pipelineRows: every team makes the same number of calls (team sums may meet at block barriers).
+    int slot = 0;
+    for (long long r = first; r - team.index < rows; r += stride) {
+      ring.fetch((slot + kStages - 1) % kStages, x.p, dy.p, r + (kStages - 1) * stride, rows, s);
+      waitAsync<kStages - 1>();
+      ring.read(slot, s, a);
+      backward(a, r, r < rows);
+      slot = (slot + 1) % kStages;
+    }
+  }
   __syncthreads();
-  blockColumnSums(dwSums, teams, cols, dwPartial);
-  if constexpr (kCentered) blockColumnSums(dbSums, teams, cols, dbPartial);
+  blockColumnSums<T>(dwSums, teams, cols, dwPartial);
+  if constexpr (kCentered) blockColumnSums<T>(dbSums, teams, cols, dbPartial);
 }
 
 // ---- any width, any dtypes: a block per row ----
@@ -447,6 +544,11 @@ unsigned anyBlocks(long long rows) {
   long long cap = static_cast<long long>(multiprocessors()) * 8;
   return static_cast<unsigned>(rows < 1 ? 1 : (rows < cap ? rows : cap));
 }
+
+/** Rows of a RowRing (the backward of halves): two in flight while one is computed. */
+constexpr int kRingStages = 3;
+/** The most dynamic shared memory a backward block with a ring takes: two blocks fit on a multiprocessor. */
+constexpr size_t kRingSharedBytes = 110 * 1024;
 
 /** Dynamic shared memory a kernel may take without opting in (48 KiB, less a margin for its static buffers). */
 constexpr size_t kDefaultSharedBytes = 48 * 1024 - 256;
@@ -542,16 +644,27 @@ unsigned normBackwardTeams(In dy, In x, In w, Out dx, std::optional<Scratch>& dw
                 packAligned<T, kVec<T>>(dx.p);
   if (dy.dtype != x.dtype || dx.dtype != x.dtype || shape.size == 0 || !vector) return 0;
   unsigned blocks = 0;
+  const int teams = kNormThreads / shape.size;
+  const size_t sumsBytes = sizeof(float) * normBackwardSharedFloats<kCentered>(teams, cols);
+  const size_t ringBytes = static_cast<size_t>(teams) * kRingStages * 2 * cols * sizeof(T);
+  // Halves carry half the bytes per row of f32: rows in flight in registers alone leave DRAM idle, so they wait in a
+  // shared-memory ring, where it leaves room for two blocks per multiprocessor.
+  const bool ring = sizeof(T) == 2 && sumsBytes + ringBytes <= kRingSharedBytes;
   withChunks(shape.chunks, [&](auto chunks) {
-    constexpr auto kernel = normBackwardTeamKernel<T, decltype(chunks)::value, kCentered>;
-    int teams = kNormThreads / shape.size;
-    size_t bytes = sizeof(float) * normBackwardSharedFloats<kCentered>(teams, cols);
-    blocks = teamBlocks<kernel>(bytes, rows, teams);
-    dwPartial.emplace(sizeof(float) * blocks * cols);
-    if (kCentered) dbPartial.emplace(sizeof(float) * blocks * cols);
-    kernel<<<blocks, kNormThreads, bytes, stream()>>>(dy, x, w, dx, dwPartial->as<float>(),
-                                                     kCentered ? dbPartial->as<float>() : nullptr, rows,
-                                                     static_cast<int>(cols), shape.size, eps);
+    auto launch = [&](auto stages) {
+      constexpr auto kernel = normBackwardTeamKernel<T, decltype(chunks)::value, kCentered, decltype(stages)::value>;
+      size_t bytes = sumsBytes + (decltype(stages)::value > 0 ? ringBytes : 0);
+      blocks = teamBlocks<kernel>(bytes, rows, teams);
+      dwPartial.emplace(sizeof(float) * blocks * cols);
+      if (kCentered) dbPartial.emplace(sizeof(float) * blocks * cols);
+      kernel<<<blocks, kNormThreads, bytes, stream()>>>(dy, x, w, dx, dwPartial->as<float>(),
+                                                       kCentered ? dbPartial->as<float>() : nullptr, rows,
+                                                       static_cast<int>(cols), shape.size, eps);
+    };
+    if constexpr (sizeof(T) == 2) {
+      if (ring) return launch(std::integral_constant<int, kRingStages>{});
+    }
+    launch(std::integral_constant<int, 0>{});
   });
   return blocks;
 }
