@@ -48,8 +48,8 @@ constexpr int kThreads = kLanes * kRows;
  * the registers). Chosen from ptxas (sm_90; at most 4 bytes spilled: the f32 wide forward, the halves' wide
  * backward). Every channel costs 8 registers of state forward (weights, bias, window) and 16 backward (also the
  * partial dx and the weight sums), so halves keep the channels of f32 (8- and 4-byte accesses, still whole sectors
- * across a warp) and go twice as deep instead: a thread keeps 96–120 bytes of loads in flight. Registers: forward 96, 20 warps per multiprocessor; backward 122 (f32) / 128 (halves), 16 warps;
- * narrow 53–64 forward, 76–80 backward.
+ * across a warp) and go twice as deep instead: a thread keeps 96–120 bytes of loads in flight. Registers: forward
+ * 96, 20 warps per multiprocessor; backward 122 (f32) / 128 (halves), 16 warps; narrow 53–64 forward, 76–80 backward.
  */
 template <class T, bool kBackward>
 struct ConvShape;

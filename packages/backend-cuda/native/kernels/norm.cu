@@ -340,7 +340,9 @@ struct RowRing {
   T* slots;  // kStages × 2 rows of cols
   int cols;
 
-  __device__ __forceinline__ T* slot(int i, int which) const { return slots + (static_cast<long long>(i) * 2 + which) * cols; }
+  __device__ __forceinline__ T* slot(int i, int which) const {
+    return slots + (static_cast<long long>(i) * 2 + which) * cols;
+  }
 
   /** Starts copying row r of x and dy into slot i (nothing when the row does not exist), as one group. */
   __device__ __forceinline__ void fetch(int i, const void* x, const void* dy, long long r, long long rows,
