@@ -62,8 +62,12 @@ export function registerBackendLoader(name: BackendName, loader: () => Promise<s
 export async function describeBackend(): Promise<{ name: string; device: string; memoryBytes: number }> {
   const name = getBackend().name;
   if (name === 'cuda') {
-    const device = (await import('@mamba-ts/backend-cuda')).cudaStatus().device;
-    if (device) return { name, device: `${device.name} (compute ${device.computeCapability})`, memoryBytes: device.totalMemory };
+    const cuda = await import('@mamba-ts/backend-cuda');
+    const device = cuda.cudaStatus().device;
+    if (device) {
+      const described = `${device.name} (compute ${device.computeCapability}; f32 matmuls: ${cuda.f32MatmulMode()})`;
+      return { name, device: described, memoryBytes: device.totalMemory };
+    }
   }
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   return { name, device: `${cpus().length} × ${cpu}`, memoryBytes: name === 'wasm' ? 4 * 2 ** 30 : totalmem() };

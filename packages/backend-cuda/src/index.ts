@@ -66,6 +66,22 @@ export function setCudaOption(
 ): void {
   if (name === 'profile') setProfiling(nativeAddon(), value !== 0);
   else nativeAddon().setOption(name, value);
+  optionsSet.set(name, value);
+}
+
+const optionsSet = new Map<NativeOption, number>();
+
+/**
+ * How f32 matmuls are computed, in words, for reports: 'TF32' (setCudaOption('tf32', 1) or MAMBA_TS_CUDA_TF32=1),
+ * 'split TF32' (splitTf32 1), 'f32 (cuBLASLt)' (splitTf32 0 or MAMBA_TS_CUDA_SPLIT_TF32=0), else 'split TF32 where
+ * faster, else f32' (the default: chosen per shape by timing).
+ */
+export function f32MatmulMode(): string {
+  const tf32 = optionsSet.get('tf32') ?? (process.env.MAMBA_TS_CUDA_TF32 === '1' ? 1 : 0);
+  if (tf32 !== 0) return 'TF32';
+  const split = optionsSet.get('splitTf32') ?? (process.env.MAMBA_TS_CUDA_SPLIT_TF32 === '0' ? 0 : -1);
+  if (split === 1) return 'split TF32';
+  return split === 0 ? 'f32 (cuBLASLt)' : 'split TF32 where faster, else f32';
 }
 
 /** Profiling mode's tables since the last call (waits for the device). See setCudaOption('profile', 1). */

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import * as T from '@mamba-ts/tensor';
-import { cublasLtCandidates, cudaStatus, isAvailable, registerCudaBackend, unavailableReason } from '../src/index.js';
+import { cublasLtCandidates, cudaStatus, f32MatmulMode, isAvailable, registerCudaBackend, unavailableReason } from '../src/index.js';
 
 // Runs on every machine: with or without a GPU, loading this package must never break the rest of the toolkit.
 describe('availability', () => {
@@ -19,6 +19,24 @@ describe('availability', () => {
     if (isAvailable()) return; // covered by the GPU tests
     expect(() => registerCudaBackend()).toThrow(`The cuda backend is unavailable: ${unavailableReason()}.`);
     expect(T.engine().backendNames()).not.toContain('cuda');
+  });
+
+  test('f32MatmulMode() names how f32 matmuls run, from the environment when no option was set', () => {
+    const saved = { tf32: process.env.MAMBA_TS_CUDA_TF32, split: process.env.MAMBA_TS_CUDA_SPLIT_TF32 };
+    try {
+      delete process.env.MAMBA_TS_CUDA_TF32;
+      delete process.env.MAMBA_TS_CUDA_SPLIT_TF32;
+      expect(f32MatmulMode()).toBe('split TF32 where faster, else f32');
+      process.env.MAMBA_TS_CUDA_SPLIT_TF32 = '0';
+      expect(f32MatmulMode()).toBe('f32 (cuBLASLt)');
+      process.env.MAMBA_TS_CUDA_TF32 = '1';
+      expect(f32MatmulMode()).toBe('TF32');
+    } finally {
+      for (const [name, value] of [['MAMBA_TS_CUDA_TF32', saved.tf32], ['MAMBA_TS_CUDA_SPLIT_TF32', saved.split]] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
   });
 
   test('the cpu backend keeps working after loading this package', async () => {
