@@ -1,6 +1,7 @@
 // Timing of the causal conv and RMSNorm kernels alone on cuda at the Mamba-130m training shapes (B 8, L 1024,
-// E 1536, W 4, D 768): causalConv1d, causalConv1dGrad (bias, SiLU), rmsNorm, rmsNormGrad, with the token tensors in
-// f32 and bf16 (RMSNorm's weight stays f32, the conv's weight and bias take the token dtype, as in training).
+// E 1536, W 4, D 768): causalConv1d, causalConv1dGrad (bias, SiLU), rmsNorm, rmsNormGrad (also with frozen weights: no
+// weight gradients), with the token tensors in f32 and bf16 (RMSNorm's weight stays f32, the conv's weight and bias
+// take the token dtype, as in training).
 // Each kernel's GPU time comes from the backend's profiling mode (CUDA events around the op), one report per call,
 // and the median over the calls is set against the bytes the kernel must move at least (every input read once,
 // every output written once): achieved GB/s and the share of the device's peak bandwidth. A program, not a test:
@@ -70,6 +71,10 @@ async function main(): Promise<void> {
     await measure('causalConv1dGrad', 'causalConv1dGrad', dtype, [dy, x, weight, bias], convAttrs, 3 * BLE * s + 2 * params);
     await measure('rmsNorm', 'rmsNorm', dtype, [h, f32.normW], { eps: 1e-5 }, 2 * rowsD * s + D * 4);
     await measure('rmsNormGrad', 'rmsNormGrad', dtype, [dh, h, f32.normW], { eps: 1e-5 }, 3 * rowsD * s + 2 * D * 4);
+    // Frozen weights (LoRA): no weight gradients, so no second kernel adding their per-block sums.
+    const frozen = { weightGrad: false };
+    await measure('causalConv1dGrad, frozen', 'causalConv1dGrad', dtype, [dy, x, weight, bias], { ...convAttrs, ...frozen }, 3 * BLE * s + params);
+    await measure('rmsNormGrad, frozen', 'rmsNormGrad', dtype, [dh, h, f32.normW], { eps: 1e-5, ...frozen }, 3 * rowsD * s + D * 4);
     const copy = { scale: 1, offset: 0 };
     await measure('y = x, conv size', 'affine', dtype, [x], copy, 2 * BLE * s);
     await measure('y = a + b, conv size', 'add', dtype, [dy, x], {}, 3 * BLE * s);
@@ -88,9 +93,9 @@ async function main(): Promise<void> {
     results,
   };
   console.log(JSON.stringify(report, null, 1));
-  const header = `${'kernel'.padEnd(22)} ${'dtype'.padEnd(5)} ${'median µs'.padStart(10)} ${'min MB'.padStart(8)} ${'GB/s'.padStart(8)} ${'% peak'.padStart(7)}  reproducible`;
+  const header = `${'kernel'.padEnd(26)} ${'dtype'.padEnd(5)} ${'median µs'.padStart(10)} ${'min MB'.padStart(8)} ${'GB/s'.padStart(8)} ${'% peak'.padStart(7)}  reproducible`;
   const lines = results.map((r) =>
-    `${r.label.padEnd(22)} ${r.dtype.padEnd(5)} ${r.medianUs.toFixed(2).padStart(10)} ${(r.minBytes / 1e6).toFixed(1).padStart(8)} ${r.gbPerSecond.toFixed(0).padStart(8)} ${r.percentOfPeak.toFixed(1).padStart(7)}  ${r.reproducible === undefined ? '' : r.reproducible ? 'yes' : 'NO'}`,
+    `${r.label.padEnd(26)} ${r.dtype.padEnd(5)} ${r.medianUs.toFixed(2).padStart(10)} ${(r.minBytes / 1e6).toFixed(1).padStart(8)} ${r.gbPerSecond.toFixed(0).padStart(8)} ${r.percentOfPeak.toFixed(1).padStart(7)}  ${r.reproducible === undefined ? '' : r.reproducible ? 'yes' : 'NO'}`,
   );
   console.log([`\n${device}: peak ${(peak.bytesPerSecond / 1e12).toFixed(2)} TB/s (${peak.source})`, header, ...lines].join('\n'));
 }

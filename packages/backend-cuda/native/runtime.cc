@@ -176,10 +176,10 @@ std::vector<GemmCandidateKind> candidateKinds(const GemmPlan& plan, const GemmSp
 }
 
 /**
- * GPU time (ms) of one call with each of the plan's candidates (candidateKinds' order): the median of `reps` rounds, each round running every candidate once in turn (so clock changes hit them
- * alike); +inf where cuBLASLt refuses the algorithm. Runs on
- * the real operands; with beta ≠ 0 C is an input, so the timed calls then accumulate into a zeroed scratch copy
- * instead. Waits for the stream.
+ * GPU time (ms) of one call with each of the plan's candidates (candidateKinds' order): the median of `reps` rounds,
+ * each round running every candidate once in turn (so clock changes hit them alike); +inf where cuBLASLt refuses the
+ * algorithm. Runs on the real operands; with beta ≠ 0 C is an input, so the timed calls then accumulate into a zeroed
+ * scratch copy instead. Waits for the stream.
  */
 std::vector<double> timeCandidates(const GemmPlan& plan, const GemmSpec& g, int warmup, int reps) {
   State& s = state();
@@ -395,11 +395,15 @@ GemmCandidateReport gemmCandidateReport(const GemmSpec& g, int warmup, int reps)
   report.tuned = plan.tuned;
   const std::vector<GemmCandidateKind> kinds = candidateKinds(plan, g);
   for (size_t i = 0; i < kinds.size(); i++) {
-    const bool cublasLt = kinds[i] == GemmCandidateKind::CublasLt;
-    report.candidates.push_back({kinds[i], ms[i], cublasLt ? plan.candidates[i].workspaceSize : 0,
-                                 cublasLt ? plan.candidates[i].wavesCount : 0.0f});
-    const bool chosen = cublasLt ? !plan.skinny && !plan.split && std::memcmp(&plan.candidates[i].algo, &plan.algo, sizeof plan.algo) == 0
-                                 : (kinds[i] == GemmCandidateKind::FewRows ? plan.skinny : plan.split);
+    bool chosen = false;
+    if (kinds[i] == GemmCandidateKind::CublasLt) {
+      const lt::HeuristicResult& c = plan.candidates[i];
+      report.candidates.push_back({kinds[i], ms[i], c.workspaceSize, c.wavesCount});
+      chosen = !plan.skinny && !plan.split && std::memcmp(&c.algo, &plan.algo, sizeof plan.algo) == 0;
+    } else {
+      report.candidates.push_back({kinds[i], ms[i], 0, 0.0f});
+      chosen = kinds[i] == GemmCandidateKind::FewRows ? plan.skinny : plan.split;
+    }
     if (chosen && report.chosen < 0) report.chosen = static_cast<int>(i);
   }
   return report;

@@ -141,6 +141,7 @@ describeGpu('cuda backend', () => {
       [[3, 5, 7], [5, 6], true, false],
       [[33, 768], [130, 768], false, true], // x·Wᵀ: K a whole number of vectors, the parts side by side in each row
       [[768, 40], [768, 9], true, false], // dW = xᵀ·dy: the parts one block of rows after the other
+      [[3, 5], [5, 8], false, false], // A's parts an odd number of floats long, B's in 16-byte vectors after them
     ];
     setCudaOption('splitTf32', 1);
     try {

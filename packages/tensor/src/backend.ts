@@ -69,6 +69,15 @@ export interface CapturedGraph {
 
 export type KernelFunc = (inputs: readonly TensorInfo[], attrs: Record<string, unknown>, backend: Backend) => TensorInfo[];
 
+/**
+ * The inputs (by `attrs.names`) whose gradients `causalConv1dGrad` returns, in order: every input, or with
+ * `attrs.weightGrad` false (frozen weights, as under LoRA) all but `weight` and `bias`.
+ */
+export function convGradNames(attrs: Record<string, unknown>): string[] {
+  const names = attrs.names as string[];
+  return attrs.weightGrad === false ? names.filter((name) => name !== 'weight' && name !== 'bias') : names;
+}
+
 /** The `split` kernel (parts of `attrs.sizes` along `attrs.axis`) made of a backend's own `slice` kernel. */
 export function splitWithSlice(slice: KernelFunc): KernelFunc {
   return ([x], attrs, backend) => {

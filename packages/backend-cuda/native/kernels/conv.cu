@@ -409,9 +409,9 @@ struct NoEarlyGrad {
  * dx[t − kTaps + 1 + k]; acc[k] holds the partial dx of position t − kTaps + 1 + k (k < kTaps − 1) before step t,
  * so after it dx[t − kTaps + 1] is complete. The inputs (x and dy) of the next kDepth steps wait in rings, as in the
  * forward: step pos refills its slots with the inputs of step pos + kDepth, zeros from `loads` on (past L, or past
- * the halo).
+ * the halo). Without kWeightGrad (frozen weights) dw and db are not accumulated.
  */
-template <class T, int V, int kDepth>
+template <class T, int V, int kDepth, bool kWeightGrad>
 struct BackwardSpan {
   float w[kTaps][V], bias[V], win[kTaps - 1][V], acc[kTaps - 1][V];
   float dw[kTaps][V], db[V];
@@ -448,11 +448,13 @@ struct BackwardSpan {
         float sig = fastSigmoid(pre);
         float dact = sig * (1.0f + pre * (1.0f - sig));
         float g = silu ? gt[j] * dact : gt[j];
-        float gOwn = own ? g : 0.0f;
-        db[j] += gOwn;
+        if constexpr (kWeightGrad) {
+          float gOwn = own ? g : 0.0f;
+          db[j] += gOwn;
 #pragma unroll
-        for (int k = 0; k < kTaps - 1; k++) dw[k][j] += gOwn * win[k][j];
-        dw[kTaps - 1][j] += gOwn * xt[j];
+          for (int k = 0; k < kTaps - 1; k++) dw[k][j] += gOwn * win[k][j];
+          dw[kTaps - 1][j] += gOwn * xt[j];
+        }
         done[j] = acc[0][j] + g * w[0][j];
 #pragma unroll
         for (int k = 0; k < kTaps - 2; k++) acc[k][j] = acc[k + 1][j] + g * w[k + 1][j];
@@ -473,16 +475,16 @@ struct BackwardSpan {
 };
 
 /**
- * dx (and dinit) for the thread's span; the block's dweight/dbias into partial[rowBlock, tap, e] (taps 0..W−1 the
- * weight, tap W the bias), laid out (rowBlocks, W + 1, E).
+ * dx (and dinit) for the thread's span; with kWeightGrad the block's dweight/dbias into partial[rowBlock, tap, e]
+ * (taps 0..W−1 the weight, tap W the bias), laid out (rowBlocks, W + 1, E).
  */
-template <class T, int V, int kDepth, int kMinBlocks>
+template <class T, int V, int kDepth, int kMinBlocks, bool kWeightGrad>
 __global__ void __launch_bounds__(kThreads, kMinBlocks)
     convBackwardKernel(ConvInputs in, ConvDims d, ConvGrid g, In dy, Out dx, Out dinit, float* partial) {
   static_assert(kDepth >= kTaps - 1, "the first round holds every step whose dx lies before the span");
   __shared__ float sums[kRows][kTaps + 1][kLanes * V];
   ConvSpan span = spanOf<V>(d, g);
-  BackwardSpan<T, V, kDepth> s;
+  BackwardSpan<T, V, kDepth, kWeightGrad> s;
 #pragma unroll
   for (int j = 0; j < V; j++) {
     s.db[j] = 0.0f;
@@ -533,6 +535,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
     if (pos < s.len + kTaps - 1) s.template round<kTaps - 1, false>(pos, NoEarlyGrad{});
   }
 
+  if constexpr (!kWeightGrad) return;
   // The block's sums, rows (spans) added in order; real taps only (the padded ones come first).
   int pad = kTaps - static_cast<int>(d.W);
 #pragma unroll
@@ -759,6 +762,7 @@ void causalConv1dGradAny(const ConvInputs& in, const ConvDims& d, In dy, Out dx,
   long long slices = rows < 64 ? 1 : (rows + 63) / 64;
   if (slices > 256) slices = 256;
   long long rowsPerSlice = rows == 0 ? 1 : (rows + slices - 1) / slices;
+  if (!dweight.present()) return;
   Scratch partial(sizeof(float) * slices * d.E * (d.W + 1));
   MCUDA_PROFILE_RANGE("conv.backward weight");
   dim3 grid(blocksFor(d.E, 128), static_cast<unsigned>(d.W + 1), static_cast<unsigned>(slices));
@@ -766,7 +770,7 @@ void causalConv1dGradAny(const ConvInputs& in, const ConvDims& d, In dy, Out dx,
   sumWeightGradRows(partial.as<float>(), slices, d, dweight, dbias);
 }
 
-/** prefix, dy, dx, dweight, dbias?, dinit? */
+/** prefix, dy, dx, dweight?, dbias?, dinit?. dweight absent (with dbias): frozen weights, their sums are skipped. */
 void causalConv1dGradOp(Args& a) {
   ConvInputs in;
   ConvDims d;
@@ -777,7 +781,7 @@ void causalConv1dGradOp(Args& a) {
   if (d.E == 0) return;
   if (d.B * d.L == 0) {
     // No steps: every weight gradient is an empty sum, as is the initial state's.
-    zeroFill(dweight.p, d.E * d.W * bytesOf(dweight.dtype));
+    if (dweight.present()) zeroFill(dweight.p, d.E * d.W * bytesOf(dweight.dtype));
     if (dbias.present()) zeroFill(dbias.p, d.E * bytesOf(dbias.dtype));
     if (dinit.present()) zeroFill(dinit.p, d.B * d.E * (d.W - 1) * bytesOf(dinit.dtype));
     return;
@@ -790,7 +794,14 @@ void causalConv1dGradOp(Args& a) {
     using T = decltype(tag);
     withVector<T, true>(d, {in.x.p, dy.p, dx.p}, [&](auto v, auto depth, auto minBlocks) {
       constexpr int V = decltype(v)::value, kDepth = decltype(depth)::value;
-      constexpr auto kernel = convBackwardKernel<T, V, kDepth, decltype(minBlocks)::value>;
+      if (!dweight.present()) {
+        constexpr auto kernel = convBackwardKernel<T, V, kDepth, decltype(minBlocks)::value, false>;
+        unsigned blocks;
+        ConvGrid g = planSpans(d, V, kDepth, residentBlocks<kernel>() * multiprocessors(), blocks);
+        kernel<<<blocks, dim3(kLanes, kRows), 0, stream()>>>(in, d, g, dy, dx, dinit, nullptr);
+        return;
+      }
+      constexpr auto kernel = convBackwardKernel<T, V, kDepth, decltype(minBlocks)::value, true>;
       unsigned blocks;
       ConvGrid g = planSpans(d, V, kDepth, residentBlocks<kernel>() * multiprocessors(), blocks);
       long long rows = blocks / g.channelBlocks;

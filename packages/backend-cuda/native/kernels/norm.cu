@@ -403,7 +403,10 @@ __global__ void __launch_bounds__(kNormThreads, kNormMinBlocks<T, true, kCentere
   float* params = shared;
   float* dwSums = shared + cols;
   float* dbSums = dwSums + teams * cols;
-  for (int i = threadIdx.x; i < teams * cols * (kCentered ? 2 : 1); i += kNormThreads) dwSums[i] = 0.0f;
+  const bool weightGrad = dwPartial != nullptr;  // else the weights are frozen: no dw/db sums
+  if (weightGrad) {
+    for (int i = threadIdx.x; i < teams * cols * (kCentered ? 2 : 1); i += kNormThreads) dwSums[i] = 0.0f;
+  }
   stageParams<T>(w, In{nullptr, F32}, cols, params);  // ends with a barrier
   float* dwTeam = dwSums + team.index * cols;
   float* dbTeam = dbSums + team.index * cols;
@@ -428,7 +431,7 @@ __global__ void __launch_bounds__(kNormThreads, kNormMinBlocks<T, true, kCentere
         dwv[j] = d * xHat;
         dbv[j] = d;
       }
-      if (active) {
+      if (active && weightGrad) {
         addShared<T>(dwTeam, col, cols, dwv);
         if constexpr (kCentered) addShared<T>(dbTeam, col, cols, dbv);
       }
@@ -471,6 +474,7 @@ __global__ void __launch_bounds__(kNormThreads, kNormMinBlocks<T, true, kCentere
       slot = (slot + 1) % kStages;
     }
   }
+  if (!weightGrad) return;
   __syncthreads();
   blockColumnSums<T>(dwSums, teams, cols, dwPartial);
   if constexpr (kCentered) blockColumnSums<T>(dbSums, teams, cols, dbPartial);
@@ -507,9 +511,9 @@ __global__ void normForwardAnyKernel(In x, In w, In b, Out y, long long rows, lo
 
 __global__ void normBackwardAnyKernel(In dy, In x, In w, Out dx, float* dwPartial, float* dbPartial, long long rows,
                                       long long cols, float eps, bool centered) {
-  float* dwRow = dwPartial + blockIdx.x * cols;
-  float* dbRow = centered ? dbPartial + blockIdx.x * cols : nullptr;
-  for (long long c = threadIdx.x; c < cols; c += blockDim.x) {
+  float* dwRow = dwPartial ? dwPartial + blockIdx.x * cols : nullptr;  // null: frozen weights, no dw/db sums
+  float* dbRow = centered && dwPartial ? dbPartial + blockIdx.x * cols : nullptr;
+  for (long long c = threadIdx.x; dwRow && c < cols; c += blockDim.x) {
     dwRow[c] = 0.0f;
     if (dbRow) dbRow[c] = 0.0f;
   }
@@ -528,7 +532,7 @@ __global__ void normBackwardAnyKernel(In dy, In x, In w, Out dx, float* dwPartia
       float d = dy[r * cols + c];
       float xHat = (x[r * cols + c] - s.mean) * s.rstd;
       dx.set(r * cols + c, s.rstd * (d * w[c] - meanG - xHat * meanGX));
-      dwRow[c] += d * xHat;
+      if (dwRow) dwRow[c] += d * xHat;
       if (dbRow) dbRow[c] += d;
     }
   }
@@ -541,6 +545,16 @@ struct ColumnStore {
 };
 
 // ---- host side ----
+
+/** Per-block partial rows of dw (and db when centered), where the weights need gradients. */
+void allocatePartials(bool weightGrad, bool centered, unsigned blocks, long long cols, std::optional<Scratch>& dw,
+                      std::optional<Scratch>& db) {
+  if (!weightGrad) return;
+  dw.emplace(sizeof(float) * blocks * cols);
+  if (centered) db.emplace(sizeof(float) * blocks * cols);
+}
+
+float* addressOf(const std::optional<Scratch>& partial) { return partial ? partial->as<float>() : nullptr; }
 
 unsigned anyBlocks(long long rows) {
   long long cap = static_cast<long long>(multiprocessors()) * 8;
@@ -637,9 +651,10 @@ void normForward(Args& a, bool centered) {
   if (!launched) normForwardAnyKernel<<<anyBlocks(rows), kNormThreads, 0, stream()>>>(x, w, b, y, rows, cols, eps, centered);
 }
 
-/** Launches the team kernel into per-block partial rows; returns their count, or 0 when no team kernel fits. */
+/** Launches the team kernel into per-block partial rows (with weightGrad); returns their count, or 0 when no team
+ *  kernel fits. */
 template <class T, bool kCentered>
-unsigned normBackwardTeams(In dy, In x, In w, Out dx, std::optional<Scratch>& dwPartial,
+unsigned normBackwardTeams(In dy, In x, In w, Out dx, bool weightGrad, std::optional<Scratch>& dwPartial,
                            std::optional<Scratch>& dbPartial, long long rows, long long cols, float eps) {
   TeamShape shape = teamShapeFor<T>(cols);
   bool vector = cols % kVec<T> == 0 && packAligned<T, kVec<T>>(x.p) && packAligned<T, kVec<T>>(dy.p) &&
@@ -657,10 +672,8 @@ unsigned normBackwardTeams(In dy, In x, In w, Out dx, std::optional<Scratch>& dw
       constexpr auto kernel = normBackwardTeamKernel<T, decltype(chunks)::value, kCentered, decltype(stages)::value>;
       size_t bytes = sumsBytes + (decltype(stages)::value > 0 ? ringBytes : 0);
       blocks = teamBlocks<kernel>(bytes, rows, teams);
-      dwPartial.emplace(sizeof(float) * blocks * cols);
-      if (kCentered) dbPartial.emplace(sizeof(float) * blocks * cols);
-      kernel<<<blocks, kNormThreads, bytes, stream()>>>(dy, x, w, dx, dwPartial->as<float>(),
-                                                       kCentered ? dbPartial->as<float>() : nullptr, rows,
+      allocatePartials(weightGrad, kCentered, blocks, cols, dwPartial, dbPartial);
+      kernel<<<blocks, kNormThreads, bytes, stream()>>>(dy, x, w, dx, addressOf(dwPartial), addressOf(dbPartial), rows,
                                                        static_cast<int>(cols), shape.size, eps);
     };
     if constexpr (sizeof(T) == 2) {
@@ -671,34 +684,34 @@ unsigned normBackwardTeams(In dy, In x, In w, Out dx, std::optional<Scratch>& dw
   return blocks;
 }
 
-/** dy, x, w, dx, dw, [db], rows, cols, eps */
+/** dy, x, w, dx, dw, [db], rows, cols, eps. dw (and db) absent: frozen weights, only dx is computed. */
 void normBackward(Args& a, bool centered) {
   In dy = readIn(a), x = readIn(a), w = readIn(a);
   Out dx = readOut(a), dw = readOut(a);
   Out db = centered ? readOut(a) : Out{nullptr, F32};
   long long rows = a.i64(), cols = a.i64();
   float eps = a.f32();
+  const bool weightGrad = dw.present();
   if (cols == 0) return;
   if (rows == 0) {
-    zeroFill(dw.p, cols * bytesOf(dw.dtype));
-    if (centered) zeroFill(db.p, cols * bytesOf(db.dtype));
+    if (weightGrad) zeroFill(dw.p, cols * bytesOf(dw.dtype));
+    if (weightGrad && centered) zeroFill(db.p, cols * bytesOf(db.dtype));
     return;
   }
   std::optional<Scratch> dwPartial, dbPartial;
   unsigned parts = 0;
   withFloatType(x.dtype, [&](auto tag) {
     using T = decltype(tag);
-    parts = centered ? normBackwardTeams<T, true>(dy, x, w, dx, dwPartial, dbPartial, rows, cols, eps)
-                     : normBackwardTeams<T, false>(dy, x, w, dx, dwPartial, dbPartial, rows, cols, eps);
+    parts = centered ? normBackwardTeams<T, true>(dy, x, w, dx, weightGrad, dwPartial, dbPartial, rows, cols, eps)
+                     : normBackwardTeams<T, false>(dy, x, w, dx, weightGrad, dwPartial, dbPartial, rows, cols, eps);
   });
   if (parts == 0) {
     parts = anyBlocks(rows);
-    dwPartial.emplace(sizeof(float) * parts * cols);
-    if (centered) dbPartial.emplace(sizeof(float) * parts * cols);
-    normBackwardAnyKernel<<<parts, kNormThreads, 0, stream()>>>(dy, x, w, dx, dwPartial->as<float>(),
-                                                                centered ? dbPartial->as<float>() : nullptr, rows, cols,
-                                                                eps, centered);
+    allocatePartials(weightGrad, centered, parts, cols, dwPartial, dbPartial);
+    normBackwardAnyKernel<<<parts, kNormThreads, 0, stream()>>>(dy, x, w, dx, addressOf(dwPartial),
+                                                                addressOf(dbPartial), rows, cols, eps, centered);
   }
+  if (!weightGrad) return;
   dim3 sumBlocks(blocksFor(cols, 32)), sumThreads(32, kSumRowGroups);
   sumRowsKernel<<<sumBlocks, sumThreads, 0, stream()>>>(dwPartial->as<float>(), static_cast<int>(parts), cols, ColumnStore{dw});
   if (centered) {

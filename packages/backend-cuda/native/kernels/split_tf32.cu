@@ -95,7 +95,8 @@ SplitOperand operandB(const GemmSpec& g) {
 }
 
 void split(const SplitOperand& x, bool hiFirst, float* out) {
-  const bool vector = x.cols % 4 == 0 && x.inPitch % 4 == 0 && x.stride % 4 == 0 && packAligned<float, 4>(x.data);
+  const bool vector = x.cols % 4 == 0 && x.inPitch % 4 == 0 && x.stride % 4 == 0 && packAligned<float, 4>(x.data) &&
+                      packAligned<float, 4>(out);
   const int V = vector ? 4 : 1;
   dim3 grid(coveringBlocks(x.rows * x.cols / V, kSplitThreads, 4), static_cast<unsigned>(std::min(x.batches, 65535)));
   auto kernel = vector ? splitTf32Kernel<4> : splitTf32Kernel<1>;
@@ -104,11 +105,14 @@ void split(const SplitOperand& x, bool hiFirst, float* out) {
   check(cudaGetLastError(), "split TF32 operand launch");
 }
 
+/** Where B's parts start in the parts buffer: after A's, as aligned as the buffer (256 bytes). */
+long long bPartsOffset(const SplitOperand& a) { return (a.elements() + 63) / 64 * 64; }
+
 /** C = alpha·A·B + beta·C for the operands' slices a and b (both over the same K), as the two TF32 GEMMs. */
 void splitProducts(const GemmSpec& g, const SplitOperand& a, const SplitOperand& b, long long K, float beta,
                    float* parts) {
   float* aParts = parts;
-  float* bParts = parts + a.elements();
+  float* bParts = parts + bPartsOffset(a);
   split(a, /*hiFirst=*/false, aParts);  // [Alo | Ahi]
   split(b, /*hiFirst=*/true, bParts);   // [Bhi ; Blo]
 
@@ -134,15 +138,18 @@ void splitProducts(const GemmSpec& g, const SplitOperand& a, const SplitOperand&
 }  // namespace
 
 bool splitTf32Fits(const GemmSpec& g) {
-  return g.inType == F32 && g.outType == F32 && !g.tf32Operands && g.lda == 0 && g.ldb == 0 && g.batch <= (1LL << 30);
+  return g.inType == F32 && g.outType == F32 && !g.tf32Operands && g.lda == 0 && g.ldb == 0 &&
+         g.batch <= (1LL << 30);
 }
 
 void splitTf32Gemm(const GemmSpec& g) {
   const SplitOperand a = operandA(g), b = operandB(g);
   const long long bytesPerK = (a.elements() + b.elements()) / g.K * static_cast<long long>(sizeof(float));
   long long slice = std::min(g.K, kMaxSliceK);
-  if (bytesPerK * slice > kPartsBudget) slice = std::max(kSliceQuantum, kPartsBudget / bytesPerK / kSliceQuantum * kSliceQuantum);
-  Scratch parts(static_cast<size_t>(bytesPerK * std::min(slice, g.K)));
+  if (bytesPerK * slice > kPartsBudget) {
+    slice = std::min(slice, std::max(kSliceQuantum, kPartsBudget / bytesPerK / kSliceQuantum * kSliceQuantum));
+  }
+  Scratch parts(static_cast<size_t>(bPartsOffset(a.slice(0, slice)) + b.slice(0, slice).elements()) * sizeof(float));
   for (long long k0 = 0; k0 < g.K; k0 += slice) {
     const long long k = std::min(slice, g.K - k0);
     splitProducts(g, a.slice(k0, k), b.slice(k0, k), k, k0 == 0 ? g.beta : 1.0f, parts.as<float>());

@@ -1,4 +1,4 @@
-import { sizeOf, type DType, type TensorInfo } from '@mamba-ts/tensor';
+import { convGradNames, sizeOf, type DType, type TensorInfo } from '@mamba-ts/tensor';
 import type { CudaBackend } from '../backend.js';
 import type { CudaKernel } from './basic.js';
 
@@ -20,9 +20,13 @@ function named(inputs: readonly TensorInfo[], names: readonly string[]): Record<
 }
 
 /** Outputs shaped and typed like the named inputs, in `names` order. */
-function gradOutputs(backend: CudaBackend, kernel: string, inputs: readonly TensorInfo[], names: readonly string[]): Record<string, TensorInfo> {
+/** Outputs shaped like the inputs named in `wanted` (inputs named by `names`). */
+function gradOutputs(backend: CudaBackend, kernel: string, inputs: readonly TensorInfo[], names: readonly string[],
+  wanted: readonly string[] = names): Record<string, TensorInfo> {
   const out: Record<string, TensorInfo> = {};
-  names.forEach((n, i) => (out[n] = backend.output(inputs[i].shape, inputs[i].dtype, kernel)));
+  names.forEach((n, i) => {
+    if (wanted.includes(n)) out[n] = backend.output(inputs[i].shape, inputs[i].dtype, kernel);
+  });
   return out;
 }
 
@@ -41,9 +45,9 @@ const rmsNormGrad: CudaKernel = ([dy, x, w], attrs, b) => {
   const cols = lastDim(x);
   const rows = cols === 0 ? 0 : sizeOf(x.shape) / cols;
   const dx = b.output(x.shape, x.dtype, k);
-  const dw = b.output(w.shape, w.dtype, k);
+  const dw = attrs.weightGrad === false ? undefined : b.output(w.shape, w.dtype, k); // absent: the sums are skipped
   b.launch(k, k, [...b.ref(dy, k), ...b.ref(x, k), ...b.ref(w, k), ...b.ref(dx, k), ...b.ref(dw, k), rows, cols, attrs.eps as number]);
-  return [dx, dw];
+  return dw ? [dx, dw] : [dx];
 };
 
 const layerNorm: CudaKernel = ([x, w, bias], attrs, b) => {
@@ -60,12 +64,13 @@ const layerNormGrad: CudaKernel = ([dy, x, w, bias], attrs, b) => {
   const cols = lastDim(x);
   const rows = cols === 0 ? 0 : sizeOf(x.shape) / cols;
   const dx = b.output(x.shape, x.dtype, k);
-  const dw = b.output(w.shape, w.dtype, k);
-  const db = b.output(bias.shape, bias.dtype, k);
+  const weightGrad = attrs.weightGrad !== false;
+  const dw = weightGrad ? b.output(w.shape, w.dtype, k) : undefined;
+  const db = weightGrad ? b.output(bias.shape, bias.dtype, k) : undefined;
   b.launch(k, k, [
     ...b.ref(dy, k), ...b.ref(x, k), ...b.ref(w, k), ...b.ref(dx, k), ...b.ref(dw, k), ...b.ref(db, k), rows, cols, attrs.eps as number,
   ]);
-  return [dx, dw, db];
+  return dw && db ? [dx, dw, db] : [dx];
 };
 
 // ---- embedding ----
@@ -113,11 +118,11 @@ const causalConv1d: CudaKernel = (inputs, attrs, b) => {
 
 const causalConv1dGrad: CudaKernel = ([dy, ...inputs], attrs, b) => {
   const k = 'causalConv1dGrad';
-  const names = attrs.names as string[];
   const { args } = convPrefix(b, k, inputs, attrs);
-  const g = gradOutputs(b, k, inputs, names);
+  const returned = convGradNames(attrs); // without weight and bias: the kernel skips their sums
+  const g = gradOutputs(b, k, inputs, attrs.names as string[], returned);
   b.launch(k, k, [...args, ...b.ref(dy, k), ...b.ref(g.x, k), ...b.ref(g.weight, k), ...b.ref(g.bias, k), ...b.ref(g.initialState, k)]);
-  return names.map((name) => g[name]);
+  return returned.map((name) => g[name]);
 };
 
 // ---- selective scan ----

@@ -1,6 +1,6 @@
 import type { KernelFunc, TensorInfo } from '@mamba-ts/tensor';
-import { bytesPerElement, sizeOf } from '@mamba-ts/tensor';
-import { wasmKernel, type Call } from './call.js';
+import { bytesPerElement, convGradNames, sizeOf } from '@mamba-ts/tensor';
+import { wasmKernel, type Call, type F32Output } from './call.js';
 
 const lastDim = (t: TensorInfo): number => t.shape[t.shape.length - 1];
 
@@ -34,13 +34,20 @@ const rmsNorm = wasmKernel((call, [x, w], attrs) => {
   return [y.info()];
 });
 
+/** A weight's gradient: an output, or with `attrs.weightGrad` false scratch that the kernel fills and nobody reads. */
+function weightGradOut(call: Call, w: TensorInfo, attrs: Record<string, unknown>): F32Output {
+  if (attrs.weightGrad !== false) return call.out(w.shape, w.dtype, true);
+  const ptr = call.tempF32(sizeOf(w.shape), true);
+  return { ptr, info: () => { throw new Error('backend-wasm: a skipped weight gradient has no tensor.'); } };
+}
+
 const rmsNormGrad = wasmKernel((call, [dy, x, w], attrs) => {
   const cols = lastDim(x);
   const rows = sizeOf(x.shape) / cols;
   const dx = call.out(x.shape, x.dtype);
-  const dw = call.out(w.shape, w.dtype, true);
+  const dw = weightGradOut(call, w, attrs);
   call.k.rmsNormBackward(call.f32(x), call.f32(w), call.f32(dy), dx.ptr, dw.ptr, rows, cols, attrs.eps as number);
-  return [dx.info(), dw.info()];
+  return attrs.weightGrad === false ? [dx.info()] : [dx.info(), dw.info()];
 });
 
 const layerNorm = wasmKernel((call, [x, w, b], attrs) => {
@@ -53,10 +60,10 @@ const layerNorm = wasmKernel((call, [x, w, b], attrs) => {
 const layerNormGrad = wasmKernel((call, [dy, x, w, b], attrs) => {
   const cols = lastDim(x);
   const dx = call.out(x.shape, x.dtype);
-  const dw = call.out(w.shape, w.dtype, true);
-  const db = call.out(b.shape, b.dtype, true);
+  const dw = weightGradOut(call, w, attrs);
+  const db = weightGradOut(call, b, attrs);
   call.k.layerNormBackward(call.f32(x), call.f32(w), call.f32(dy), dx.ptr, dw.ptr, db.ptr, sizeOf(x.shape) / cols, cols, attrs.eps as number);
-  return [dx.info(), dw.info(), db.info()];
+  return attrs.weightGrad === false ? [dx.info()] : [dx.info(), dw.info(), db.info()];
 });
 
 // ---- embedding ----
@@ -144,12 +151,14 @@ const causalConv1dGrad = wasmKernel((call, [dy, ...inputs], attrs) => {
   unpadRows(call, dx4, dx.ptr, B * L, E, E4);
   grads.x = dx.info();
   const weight = o.n.weight!;
-  const dw = call.out(weight.shape, weight.dtype);
-  const dwTight = call.tempF32(W * E);
-  unpadRows(call, dwT, dwTight, W, E, E4);
-  call.k.transpose2d(dwTight, dw.ptr, W, E);
-  grads.weight = dw.info();
-  if (o.n.bias) {
+  if (attrs.weightGrad !== false) {
+    const dw = call.out(weight.shape, weight.dtype);
+    const dwTight = call.tempF32(W * E);
+    unpadRows(call, dwT, dwTight, W, E, E4);
+    call.k.transpose2d(dwTight, dw.ptr, W, E);
+    grads.weight = dw.info();
+  }
+  if (o.n.bias && attrs.weightGrad !== false) {
     const db = call.out(o.n.bias.shape, o.n.bias.dtype);
     call.be.u8.copyWithin(db.ptr, dbias4, dbias4 + E * 4);
     grads.bias = db.info();
@@ -160,7 +169,7 @@ const causalConv1dGrad = wasmKernel((call, [dy, ...inputs], attrs) => {
     if (W > 1) call.k.stridedCopy(dstate4, ds.ptr, 4, 2, call.params([B, E * (W - 1), E4 * (W - 1), 1, E * (W - 1), 1, 0, 0]));
     grads.initialState = ds.info();
   }
-  return (attrs.names as string[]).map((name) => grads[name]);
+  return convGradNames(attrs).map((name) => grads[name]);
 });
 
 // ---- selective scan ----

@@ -1,3 +1,4 @@
+import { convGradNames } from '../backend.js';
 import { formatShape } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { SAVES_INPUTS, assertFloat, assertSameDType, assertShape, defineGrad, run, runMulti, scalar } from './core.js';
@@ -19,7 +20,12 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-5): Tensor {
   return run('rmsNorm', [x, weight], { eps });
 }
 
-defineGrad('rmsNorm', ([dy], { inputs: [x, w], attrs }) => runMulti('rmsNormGrad', [dy!, x, w], attrs), SAVES_INPUTS);
+// weightGrad false (a frozen weight, as under LoRA): the norm and conv gradients return only the gradients of the other
+// inputs (dx, and the conv's initial state), and the kernels skip the weight-gradient sums.
+defineGrad('rmsNorm', ([dy], { inputs: [x, w], attrs, needsGrad }) => {
+  const [dx, dw] = runMulti('rmsNormGrad', [dy!, x, w], { ...attrs, weightGrad: needsGrad[1] });
+  return [dx, dw ?? null];
+}, SAVES_INPUTS);
 
 export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
   assertFloat('layerNorm', x);
@@ -28,7 +34,10 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
   return run('layerNorm', [x, weight, bias], { eps });
 }
 
-defineGrad('layerNorm', ([dy], { inputs: [x, w, b], attrs }) => runMulti('layerNormGrad', [dy!, x, w, b], attrs), SAVES_INPUTS);
+defineGrad('layerNorm', ([dy], { inputs: [x, w, b], attrs, needsGrad }) => {
+  const [dx, dw, db] = runMulti('layerNormGrad', [dy!, x, w, b], { ...attrs, weightGrad: needsGrad[1] || needsGrad[2] });
+  return [dx, dw ?? null, db ?? null];
+}, SAVES_INPUTS);
 
 // ---- embedding ----
 
@@ -75,7 +84,13 @@ export function causalConv1d(x: Tensor, weight: Tensor, { bias, initialState, si
   return run('causalConv1d', inputs, { silu, names });
 }
 
-defineGrad('causalConv1d', ([dy], { inputs, attrs }) => runMulti('causalConv1dGrad', [dy!, ...inputs], attrs), SAVES_INPUTS);
+defineGrad('causalConv1d', ([dy], { inputs, attrs, needsGrad }) => {
+  const names = attrs.names as string[];
+  const gradAttrs = { ...attrs, weightGrad: names.some((name, i) => (name === 'weight' || name === 'bias') && needsGrad[i]) };
+  const grads = runMulti('causalConv1dGrad', [dy!, ...inputs], gradAttrs);
+  const returned = convGradNames(gradAttrs);
+  return names.map((name) => (returned.includes(name) ? grads[returned.indexOf(name)] : null));
+}, SAVES_INPUTS);
 
 // ---- selective scan ----
 

@@ -155,6 +155,14 @@ const RMS_NORM_WIDE: [number, number][] = [[5000, 12], [37, 768], [5, 768], [9, 
 /** layerNorm shares the rmsNorm kernels. */
 const LAYER_NORM_WIDE: readonly (readonly [number, number])[] = [[37, 768], [5, 768], [9, 1030], [2, 1024], [3, 8192]];
 
+/** Each variant, then the same with `weightGrad: false` (frozen weights: only the other inputs' gradients). */
+function withoutWeightGrad(variants: KernelVariant[]): KernelVariant[] {
+  return variants.flatMap((variant) => [
+    variant,
+    { ...variant, label: `${variant.label}, no weight gradient`, attrs: { ...variant.attrs, weightGrad: false } },
+  ]);
+}
+
 function convVariants(dtype: FloatDType, g: Gen, withDy: boolean): KernelVariant[] {
   const plans: [string, number, number, number, number, boolean, boolean, boolean][] = [
     // label, B, L, E, W, bias, initialState, silu
@@ -406,7 +414,7 @@ function linearCrossEntropyCase(grad: boolean): KernelCase {
         return v(label, [g.normal([rows], 'f32'), hidden, weight, targets, lse], attrs);
       }).flatMap((variant) =>
         // A frozen head: only dhidden (the weight's GEMMs are skipped).
-        grad ? [variant, { ...variant, label: `${variant.label}, no weight gradient`, attrs: { ...variant.attrs, weightGrad: false } }] : [variant],
+        grad ? withoutWeightGrad([variant]) : [variant],
       ),
   };
 }
@@ -524,12 +532,12 @@ export function kernelCases(): Record<string, KernelCase> {
     },
     rmsNormGrad: {
       dtypes: 'float',
-      variants: (dtype, g) => [
+      variants: (dtype, g) => withoutWeightGrad([
         v('[3,7]', [g.normal([3, 7], dtype), g.normal([3, 7], dtype), g.uniform([7], dtype, 0.5, 1.5)], { eps: 1e-5 }),
         v('[2,5,13]', [g.normal([2, 5, 13], dtype), g.normal([2, 5, 13], dtype), g.uniform([13], dtype, 0.5, 1.5)], { eps: 1e-6 }),
         ...RMS_NORM_WIDE.map(([rows, cols]) =>
           v(`[${rows},${cols}]`, [g.normal([rows, cols], dtype), g.normal([rows, cols], dtype), g.uniform([cols], dtype, 0.5, 1.5)], { eps: 1e-5 })),
-      ],
+      ]),
     },
     layerNorm: {
       dtypes: 'float',
@@ -541,11 +549,11 @@ export function kernelCases(): Record<string, KernelCase> {
     },
     layerNormGrad: {
       dtypes: 'float',
-      variants: (dtype, g) => [
+      variants: (dtype, g) => withoutWeightGrad([
         v('[3,7]', [g.normal([3, 7], dtype), g.normal([3, 7], dtype, 2), g.uniform([7], dtype, 0.5, 1.5), g.normal([7], dtype)], { eps: 1e-5 }),
         ...LAYER_NORM_WIDE.map(([rows, cols]) =>
           v(`[${rows},${cols}]`, [g.normal([rows, cols], dtype), g.normal([rows, cols], dtype, 2), g.uniform([cols], dtype, 0.5, 1.5), g.normal([cols], dtype)], { eps: 1e-5 })),
-      ],
+      ]),
     },
     embedding: {
       dtypes: 'float',
@@ -562,7 +570,7 @@ export function kernelCases(): Record<string, KernelCase> {
       ],
     },
     causalConv1d: { dtypes: 'float', variants: (dtype, g) => convVariants(dtype, g, false) },
-    causalConv1dGrad: { dtypes: 'float', variants: (dtype, g) => convVariants(dtype, g, true) },
+    causalConv1dGrad: { dtypes: 'float', variants: (dtype, g) => withoutWeightGrad(convVariants(dtype, g, true)) },
     selectiveScan: selectiveScanCase(false),
     selectiveScanGrad: selectiveScanCase(true),
     selectiveStateUpdate: stateUpdateCase(),

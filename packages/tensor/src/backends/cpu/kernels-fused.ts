@@ -1,4 +1,4 @@
-import type { KernelFunc, TensorInfo } from '../../backend.js';
+import { convGradNames, type KernelFunc, type TensorInfo } from '../../backend.js';
 import { sizeOf } from '../../shape.js';
 import * as math from './math/index.js';
 import { f32, i32, namedInputs, output } from './util.js';
@@ -26,7 +26,8 @@ const rmsNormGrad: KernelFunc = ([dy, x, w], attrs, backend) => {
   const dx = new Float32Array(rows * cols);
   const dweight = new Float32Array(cols);
   math.rmsNormBackward({ rows, cols, x: f32(x), weight: f32(w), eps: attrs.eps as number, dy: f32(dy), dx, dweight });
-  return [output(backend, x.shape, x.dtype, dx), output(backend, w.shape, w.dtype, dweight)];
+  const dxOut = output(backend, x.shape, x.dtype, dx);
+  return attrs.weightGrad === false ? [dxOut] : [dxOut, output(backend, w.shape, w.dtype, dweight)];
 };
 
 const layerNorm: KernelFunc = ([x, w, b], attrs, backend) => {
@@ -46,7 +47,9 @@ const layerNormGrad: KernelFunc = ([dy, x, w, b], attrs, backend) => {
   math.layerNormBackward({
     rows, cols, x: f32(x), weight: f32(w), bias: f32(b), eps: attrs.eps as number, dy: f32(dy), dx, dweight, dbias,
   });
-  return [output(backend, x.shape, x.dtype, dx), output(backend, w.shape, w.dtype, dweight), output(backend, b.shape, b.dtype, dbias)];
+  const dxOut = output(backend, x.shape, x.dtype, dx);
+  if (attrs.weightGrad === false) return [dxOut];
+  return [dxOut, output(backend, w.shape, w.dtype, dweight), output(backend, b.shape, b.dtype, dbias)];
 };
 
 const embedding: KernelFunc = ([table, ids], _attrs, backend) => {
@@ -102,7 +105,11 @@ const causalConv1dGrad: KernelFunc = ([dy, ...inputs], attrs, backend) => {
   const byName: Record<string, Float32Array | null> = {
     x: grads.dx, weight: grads.dweight, bias: grads.dbias, initialState: grads.dinitialState,
   };
-  return (attrs.names as string[]).map((name, i) => output(backend, inputs[i].shape, inputs[i].dtype, byName[name]!));
+  const names = attrs.names as string[];
+  return convGradNames(attrs).map((name) => {
+    const input = inputs[names.indexOf(name)];
+    return output(backend, input.shape, input.dtype, byName[name]!);
+  });
 };
 
 function scanArgs(inputs: readonly TensorInfo[], attrs: Record<string, unknown>) {
