@@ -69,13 +69,24 @@ export interface CapturedGraph {
 
 export type KernelFunc = (inputs: readonly TensorInfo[], attrs: Record<string, unknown>, backend: Backend) => TensorInfo[];
 
+/** The parameter inputs of the fused gradient kernels whose gradients `attrs.weightGrad` false leaves out. */
+const FROZEN_WITHOUT_GRAD = { causalConv1dGrad: ['weight', 'bias'], selectiveScanGrad: ['A', 'D', 'deltaBias'] } as const;
+
 /**
- * The inputs (by `attrs.names`) whose gradients `causalConv1dGrad` returns, in order: every input, or with
- * `attrs.weightGrad` false (frozen weights, as under LoRA) all but `weight` and `bias`.
+ * The inputs (by `attrs.names`) whose gradients `causalConv1dGrad` or `selectiveScanGrad` returns, in order: every
+ * input, or with `attrs.weightGrad` false (frozen parameters, as under LoRA) all but the kernel's parameters (the
+ * conv's weight and bias; the scan's A, D and deltaBias).
  */
-export function convGradNames(attrs: Record<string, unknown>): string[] {
+export function returnedGradNames(kernel: keyof typeof FROZEN_WITHOUT_GRAD, attrs: Record<string, unknown>): string[] {
   const names = attrs.names as string[];
-  return attrs.weightGrad === false ? names.filter((name) => name !== 'weight' && name !== 'bias') : names;
+  const frozen: readonly string[] = FROZEN_WITHOUT_GRAD[kernel];
+  return attrs.weightGrad === false ? names.filter((name) => !frozen.includes(name)) : names;
+}
+
+/** Whether any of the kernel's parameter inputs needs a gradient (the `weightGrad` attr of its gradient kernel). */
+export function parametersNeedGrad(kernel: keyof typeof FROZEN_WITHOUT_GRAD, names: readonly string[], needsGrad: readonly boolean[]): boolean {
+  const frozen: readonly string[] = FROZEN_WITHOUT_GRAD[kernel];
+  return names.some((name, i) => frozen.includes(name) && needsGrad[i]);
 }
 
 /** The `split` kernel (parts of `attrs.sizes` along `attrs.axis`) made of a backend's own `slice` kernel. */

@@ -462,7 +462,7 @@ struct ScanGrads {
   Out du, ddelta, dz, dh0;
   float* dBpart;     // (warps, B, N, L): one value per warp of 32 channels
   float* dCpart;
-  float* dApart;     // (B·chunks, N, E): one value per thread
+  float* dApart;     // (B·chunks, N, E): one value per thread; null when A is frozen (no dA)
   float* dDpart;     // (B·chunks, E); null without D
   float* dbiasPart;  // (B·chunks, E); null without deltaBias
   long long warps;   // ceil(E / 32)
@@ -542,7 +542,7 @@ __global__ void __launch_bounds__(kThreads, 3) chunkBackwardKernel(Scan<T> s, co
     }
     writeWarpPartial(s, gr, gr.dBpart, part, p.b, n, t0, len);
     if (p.active) {
-      gr.dApart[(slot * s.N + n) * s.E + p.e] = dA;
+      if (gr.dApart) gr.dApart[(slot * s.N + n) * s.E + p.e] = dA;
       if (p.c == 0 && gr.dh0.present()) gr.dh0.set(stateIdx, dh);
     }
   }
@@ -807,11 +807,11 @@ void scanBackward(const Scan<T>& s, const T* dy, In dhLast, ScanGrads gr, Out dA
   dim3 grid = chunkGrid(s, nc);
   long long slots = s.B * nc;
   Scratch dBpart(gr.warps * BL * N * sizeof(float)), dCpart(gr.warps * BL * N * sizeof(float));
-  Scratch dApart(slots * N * E * sizeof(float));
+  Scratch dApart(dA.present() ? slots * N * E * sizeof(float) : 0);
   Scratch dDpart(dD.present() ? slots * E * sizeof(float) : 0), dbiasPart(dbias.present() ? slots * E * sizeof(float) : 0);
   gr.dBpart = dBpart.as<float>();
   gr.dCpart = dCpart.as<float>();
-  gr.dApart = dApart.as<float>();
+  gr.dApart = dA.present() ? dApart.as<float>() : nullptr;
   gr.dDpart = dD.present() ? dDpart.as<float>() : nullptr;
   gr.dbiasPart = dbias.present() ? dbiasPart.as<float>() : nullptr;
   if (nc == 1) {
@@ -835,12 +835,13 @@ void scanBackward(const Scan<T>& s, const T* dy, In dhLast, ScanGrads gr, Out dA
   MCUDA_PROFILE_RANGE("scan.backward partial sums");
   sumRows(gr.dBpart, gr.warps, s.B * N * s.L, s.L, N, dB);
   sumRows(gr.dCpart, gr.warps, s.B * N * s.L, s.L, N, dC);
-  sumRows(gr.dApart, slots, N * E, E, N, dA);
+  if (dA.present()) sumRows(gr.dApart, slots, N * E, E, N, dA);
   if (dD.present()) sumRows(gr.dDpart, slots, E, E, 1, dD);
   if (dbias.present()) sumRows(gr.dbiasPart, slots, E, E, 1, dbias);
 }
 
-/** dy, dhLast?, scan prefix, then the gradients: du, ddelta, dA, dB, dC, dD?, dz?, ddeltaBias?, dh0? */
+/** dy, dhLast?, scan prefix, then the gradients: du, ddelta, dA?, dB, dC, dD?, dz?, ddeltaBias?, dh0? (dA, dD and
+ *  ddeltaBias absent: frozen parameters, their partial sums are skipped). */
 void selectiveScanGradOp(Args& a) {
   In dy = readIn(a), dhLast = readIn(a);
   ScanArgs sa = readScan(a);
@@ -851,7 +852,7 @@ void selectiveScanGradOp(Args& a) {
   long long stateCount = sa.B * E * N;
   if (sa.L == 0 || sa.B * E == 0) {
     // No tokens (or no lanes): the parameter gradients are zero and dh0 = dhLast.
-    zeroFill(dA.p, E * N * bytesOf(dA.dtype));
+    if (dA.present()) zeroFill(dA.p, E * N * bytesOf(dA.dtype));
     zeroFill(dB.p, BL * N * bytesOf(dB.dtype));
     zeroFill(dC.p, BL * N * bytesOf(dC.dtype));
     if (dD.present()) zeroFill(dD.p, E * bytesOf(dD.dtype));

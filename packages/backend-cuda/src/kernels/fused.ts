@@ -1,4 +1,4 @@
-import { convGradNames, sizeOf, type DType, type TensorInfo } from '@mamba-ts/tensor';
+import { returnedGradNames, sizeOf, type DType, type TensorInfo } from '@mamba-ts/tensor';
 import type { CudaBackend } from '../backend.js';
 import type { CudaKernel } from './basic.js';
 
@@ -119,7 +119,7 @@ const causalConv1d: CudaKernel = (inputs, attrs, b) => {
 const causalConv1dGrad: CudaKernel = ([dy, ...inputs], attrs, b) => {
   const k = 'causalConv1dGrad';
   const { args } = convPrefix(b, k, inputs, attrs);
-  const returned = convGradNames(attrs); // without weight and bias: the kernel skips their sums
+  const returned = returnedGradNames(k, attrs); // without weight and bias: the kernel skips their sums
   const g = gradOutputs(b, k, inputs, attrs.names as string[], returned);
   b.launch(k, k, [...args, ...b.ref(dy, k), ...b.ref(g.x, k), ...b.ref(g.weight, k), ...b.ref(g.bias, k), ...b.ref(g.initialState, k)]);
   return returned.map((name) => g[name]);
@@ -149,12 +149,12 @@ const selectiveScanGrad: CudaKernel = (allInputs, attrs, b) => {
   const [dy, dhLast, inputs] = attrs.hasDhLast
     ? [allInputs[0], allInputs[1], allInputs.slice(2)]
     : [allInputs[0], undefined, allInputs.slice(1)];
-  const names = attrs.names as string[];
   const { args } = scanPrefix(b, k, inputs, attrs);
-  const g = gradOutputs(b, k, inputs, names);
+  const returned = returnedGradNames(k, attrs); // without A, D, deltaBias: the kernel skips their partial sums
+  const g = gradOutputs(b, k, inputs, attrs.names as string[], returned);
   const grads = (['u', 'delta', 'A', 'B', 'C', 'D', 'z', 'deltaBias', 'h0'] as const).flatMap((name) => b.ref(g[name], k));
   b.launch(k, k, [...b.ref(dy, k), ...b.ref(dhLast, k), ...args, ...grads]);
-  return names.map((name) => g[name]);
+  return returned.map((name) => g[name]);
 };
 
 const selectiveStateUpdate: CudaKernel = (inputs, attrs, b) => {

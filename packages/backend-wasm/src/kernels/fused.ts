@@ -1,5 +1,5 @@
 import type { KernelFunc, TensorInfo } from '@mamba-ts/tensor';
-import { bytesPerElement, convGradNames, sizeOf } from '@mamba-ts/tensor';
+import { bytesPerElement, returnedGradNames, sizeOf } from '@mamba-ts/tensor';
 import { wasmKernel, type Call, type F32Output } from './call.js';
 
 const lastDim = (t: TensorInfo): number => t.shape[t.shape.length - 1];
@@ -169,7 +169,7 @@ const causalConv1dGrad = wasmKernel((call, [dy, ...inputs], attrs) => {
     if (W > 1) call.k.stridedCopy(dstate4, ds.ptr, 4, 2, call.params([B, E * (W - 1), E4 * (W - 1), 1, E * (W - 1), 1, 0, 0]));
     grads.initialState = ds.info();
   }
-  return convGradNames(attrs).map((name) => grads[name]);
+  return returnedGradNames('causalConv1dGrad', attrs).map((name) => grads[name]);
 });
 
 // ---- selective scan ----
@@ -219,8 +219,9 @@ const selectiveScanGrad = wasmKernel((call, allInputs, attrs) => {
     ...s.ptrs, call.f32(dy), dhLast ? call.f32(dhLast) : 0, du, ddelta, dA, dB, dC, dD, dz, dbias, dh0, B, L, E, N, s.softplus, scratch,
   );
   const byName: Record<string, number> = { u: du, delta: ddelta, A: dA, B: dB, C: dC, D: dD, z: dz, deltaBias: dbias, h0: dh0 };
-  return (attrs.names as string[]).map((name, i) => {
-    const input = inputs[i];
+  const names = attrs.names as string[];
+  return returnedGradNames('selectiveScanGrad', attrs).map((name) => {
+    const input = inputs[names.indexOf(name)];
     const out = call.out(input.shape, input.dtype);
     const src = byName[name];
     call.be.u8.copyWithin(out.ptr, src, src + sizeOf(input.shape) * 4);

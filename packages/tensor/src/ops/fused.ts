@@ -1,4 +1,4 @@
-import { convGradNames } from '../backend.js';
+import { parametersNeedGrad, returnedGradNames } from '../backend.js';
 import { formatShape } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { SAVES_INPUTS, assertFloat, assertSameDType, assertShape, defineGrad, run, runMulti, scalar } from './core.js';
@@ -86,11 +86,14 @@ export function causalConv1d(x: Tensor, weight: Tensor, { bias, initialState, si
 
 defineGrad('causalConv1d', ([dy], { inputs, attrs, needsGrad }) => {
   const names = attrs.names as string[];
-  const gradAttrs = { ...attrs, weightGrad: names.some((name, i) => (name === 'weight' || name === 'bias') && needsGrad[i]) };
-  const grads = runMulti('causalConv1dGrad', [dy!, ...inputs], gradAttrs);
-  const returned = convGradNames(gradAttrs);
-  return names.map((name) => (returned.includes(name) ? grads[returned.indexOf(name)] : null));
+  const gradAttrs = { ...attrs, weightGrad: parametersNeedGrad('causalConv1dGrad', names, needsGrad) };
+  return byName(names, returnedGradNames('causalConv1dGrad', gradAttrs), runMulti('causalConv1dGrad', [dy!, ...inputs], gradAttrs));
 }, SAVES_INPUTS);
+
+/** Gradients for every input in `names` order: the returned ones where given, null for the rest. */
+function byName(names: readonly string[], returned: readonly string[], grads: Tensor[]): (Tensor | null)[] {
+  return names.map((name) => (returned.includes(name) ? grads[returned.indexOf(name)] : null));
+}
 
 // ---- selective scan ----
 
@@ -155,11 +158,12 @@ export function selectiveScan(p: SelectiveScanInputs): { y: Tensor; hLast: Tenso
   return { y, hLast };
 }
 
-defineGrad('selectiveScan', ([dy, dhLast], { inputs, attrs }) => {
+defineGrad('selectiveScan', ([dy, dhLast], { inputs, attrs, needsGrad }) => {
   const names = attrs.names as string[];
   const withState = dhLast !== null;
   const gradInputs = withState ? [dy ?? zerosFor(inputs[0]), dhLast!, ...inputs] : [dy!, ...inputs];
-  return runMulti('selectiveScanGrad', gradInputs, { ...attrs, names, hasDhLast: withState });
+  const gradAttrs = { ...attrs, names, hasDhLast: withState, weightGrad: parametersNeedGrad('selectiveScanGrad', names, needsGrad) };
+  return byName(names, returnedGradNames('selectiveScanGrad', gradAttrs), runMulti('selectiveScanGrad', gradInputs, gradAttrs));
 }, SAVES_INPUTS);
 
 function zerosFor(t: Tensor): Tensor {

@@ -242,7 +242,7 @@ function selectiveScanCase(grad: boolean): KernelCase {
         const [Bt, L, E, N] = plan.dims;
         const dy = g.normal([Bt, L, E], dtype);
         const withState = v(`${plan.label} with dhLast`, [dy, g.normal([Bt, E, N], 'f32'), ...inputs], { ...attrs, hasDhLast: true });
-        return [v(plan.label, [dy, ...inputs], { ...attrs, hasDhLast: false }), withState];
+        return withoutWeightGrad([v(plan.label, [dy, ...inputs], { ...attrs, hasDhLast: false }), withState]);
       }),
   };
 }

@@ -1,4 +1,4 @@
-import { convGradNames, type KernelFunc, type TensorInfo } from '../../backend.js';
+import { returnedGradNames, type KernelFunc, type TensorInfo } from '../../backend.js';
 import { sizeOf } from '../../shape.js';
 import * as math from './math/index.js';
 import { f32, i32, namedInputs, output } from './util.js';
@@ -106,7 +106,7 @@ const causalConv1dGrad: KernelFunc = ([dy, ...inputs], attrs, backend) => {
     x: grads.dx, weight: grads.dweight, bias: grads.dbias, initialState: grads.dinitialState,
   };
   const names = attrs.names as string[];
-  return convGradNames(attrs).map((name) => {
+  return returnedGradNames('causalConv1dGrad', attrs).map((name) => {
     const input = inputs[names.indexOf(name)];
     return output(backend, input.shape, input.dtype, byName[name]!);
   });
@@ -159,7 +159,11 @@ const selectiveScanGrad: KernelFunc = (allInputs, attrs, backend) => {
     du: grads.u!, ddelta: grads.delta!, dA: grads.A!, dBm: grads.B!, dCm: grads.C!,
     dD: grads.D, dz: grads.z, ddeltaBias: grads.deltaBias, dh0: grads.h0,
   });
-  return (attrs.names as string[]).map((name, i) => output(backend, inputs[i].shape, inputs[i].dtype, grads[name]!));
+  const names = attrs.names as string[];
+  return returnedGradNames('selectiveScanGrad', attrs).map((name) => {
+    const input = inputs[names.indexOf(name)];
+    return output(backend, input.shape, input.dtype, grads[name]!);
+  });
 };
 
 const selectiveStateUpdate: KernelFunc = (inputs, attrs, backend) => {
