@@ -69,24 +69,29 @@ export interface CapturedGraph {
 
 export type KernelFunc = (inputs: readonly TensorInfo[], attrs: Record<string, unknown>, backend: Backend) => TensorInfo[];
 
-/** The parameter inputs of the fused gradient kernels whose gradients `attrs.weightGrad` false leaves out. */
-const FROZEN_WITHOUT_GRAD = { causalConv1dGrad: ['weight', 'bias'], selectiveScanGrad: ['A', 'D', 'deltaBias'] } as const;
+/** The parameter inputs of the fused gradient kernels, whose gradients `attrs.weightGrad` false leaves out. */
+const PARAMETER_INPUTS = { causalConv1dGrad: ['weight', 'bias'], selectiveScanGrad: ['A', 'D', 'deltaBias'] } as const;
+type FusedGradKernel = keyof typeof PARAMETER_INPUTS;
 
 /**
  * The inputs (by `attrs.names`) whose gradients `causalConv1dGrad` or `selectiveScanGrad` returns, in order: every
  * input, or with `attrs.weightGrad` false (frozen parameters, as under LoRA) all but the kernel's parameters (the
  * conv's weight and bias; the scan's A, D and deltaBias).
  */
-export function returnedGradNames(kernel: keyof typeof FROZEN_WITHOUT_GRAD, attrs: Record<string, unknown>): string[] {
+export function returnedGradNames(kernel: FusedGradKernel, attrs: Record<string, unknown>): string[] {
   const names = attrs.names as string[];
-  const frozen: readonly string[] = FROZEN_WITHOUT_GRAD[kernel];
-  return attrs.weightGrad === false ? names.filter((name) => !frozen.includes(name)) : names;
+  const parameters: readonly string[] = PARAMETER_INPUTS[kernel];
+  return attrs.weightGrad === false ? names.filter((name) => !parameters.includes(name)) : names;
 }
 
 /** Whether any of the kernel's parameter inputs needs a gradient (the `weightGrad` attr of its gradient kernel). */
-export function parametersNeedGrad(kernel: keyof typeof FROZEN_WITHOUT_GRAD, names: readonly string[], needsGrad: readonly boolean[]): boolean {
-  const frozen: readonly string[] = FROZEN_WITHOUT_GRAD[kernel];
-  return names.some((name, i) => frozen.includes(name) && needsGrad[i]);
+export function parametersNeedGrad(
+  kernel: FusedGradKernel,
+  names: readonly string[],
+  needsGrad: readonly boolean[],
+): boolean {
+  const parameters: readonly string[] = PARAMETER_INPUTS[kernel];
+  return names.some((name, i) => parameters.includes(name) && needsGrad[i]);
 }
 
 /** The `split` kernel (parts of `attrs.sizes` along `attrs.axis`) made of a backend's own `slice` kernel. */

@@ -20,8 +20,8 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-5): Tensor {
   return run('rmsNorm', [x, weight], { eps });
 }
 
-// weightGrad false (a frozen weight, as under LoRA): the norm and conv gradients return only the gradients of the other
-// inputs (dx, and the conv's initial state), and the kernels skip the weight-gradient sums.
+// weightGrad false (frozen parameters, as under LoRA): the norm, conv and scan gradients return only the gradients of
+// the other inputs (see returnedGradNames), and the kernels skip the parameters' gradient sums.
 defineGrad('rmsNorm', ([dy], { inputs: [x, w], attrs, needsGrad }) => {
   const [dx, dw] = runMulti('rmsNormGrad', [dy!, x, w], { ...attrs, weightGrad: needsGrad[1] });
   return [dx, dw ?? null];
@@ -87,7 +87,8 @@ export function causalConv1d(x: Tensor, weight: Tensor, { bias, initialState, si
 defineGrad('causalConv1d', ([dy], { inputs, attrs, needsGrad }) => {
   const names = attrs.names as string[];
   const gradAttrs = { ...attrs, weightGrad: parametersNeedGrad('causalConv1dGrad', names, needsGrad) };
-  return byName(names, returnedGradNames('causalConv1dGrad', gradAttrs), runMulti('causalConv1dGrad', [dy!, ...inputs], gradAttrs));
+  const grads = runMulti('causalConv1dGrad', [dy!, ...inputs], gradAttrs);
+  return byName(names, returnedGradNames('causalConv1dGrad', gradAttrs), grads);
 }, SAVES_INPUTS);
 
 /** Gradients for every input in `names` order: the returned ones where given, null for the rest. */
@@ -162,8 +163,10 @@ defineGrad('selectiveScan', ([dy, dhLast], { inputs, attrs, needsGrad }) => {
   const names = attrs.names as string[];
   const withState = dhLast !== null;
   const gradInputs = withState ? [dy ?? zerosFor(inputs[0]), dhLast!, ...inputs] : [dy!, ...inputs];
-  const gradAttrs = { ...attrs, names, hasDhLast: withState, weightGrad: parametersNeedGrad('selectiveScanGrad', names, needsGrad) };
-  return byName(names, returnedGradNames('selectiveScanGrad', gradAttrs), runMulti('selectiveScanGrad', gradInputs, gradAttrs));
+  const weightGrad = parametersNeedGrad('selectiveScanGrad', names, needsGrad);
+  const gradAttrs = { ...attrs, names, hasDhLast: withState, weightGrad };
+  const grads = runMulti('selectiveScanGrad', gradInputs, gradAttrs);
+  return byName(names, returnedGradNames('selectiveScanGrad', gradAttrs), grads);
 }, SAVES_INPUTS);
 
 function zerosFor(t: Tensor): Tensor {
