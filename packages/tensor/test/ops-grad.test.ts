@@ -1,4 +1,4 @@
-import { describe, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import * as T from '@mamba-ts/tensor';
 import { checkGradients, seq } from './helpers/gradcheck.js';
 
@@ -90,5 +90,43 @@ describe('gradients of fused ops through the engine match finite differences', (
     const targets = T.tensor([1, -100, 3], [3], 'i32');
     checkGradients((logits) => T.crossEntropy(logits, targets, { chunkSize: 2 }), [v([3, 5], 50, -2, 2)]);
     checkGradients((h, wt) => T.linearCrossEntropy(h, wt, targets, { chunkSize: 2 }), [v([3, 4], 51), v([5, 4], 52)]);
+  });
+});
+
+describe('fused gradients with frozen parameters (weightGrad false) give the other inputs the full gradient', () => {
+  const t = (shape: number[], seed: number, lo = -1, hi = 1) => T.tensor(seq(shape.reduce((a, b) => a * b, 1), seed, lo, hi), shape);
+  /** The gradients of the inputs at `trainable`, taken alone (the rest frozen), equal those taken with every input. */
+  const expectSameGradients = (f: (...xs: T.Tensor[]) => T.Tensor, inputs: T.Tensor[], trainable: number[]) => {
+    const all = T.grad(() => f(...inputs), inputs);
+    const some = T.grad(() => f(...inputs), trainable.map((i) => inputs[i]));
+    trainable.forEach((i, k) => expect(Array.from(some[k].dataSync()), `input ${i}`).toEqual(Array.from(all[i].dataSync())));
+  };
+
+  test('rmsNorm and layerNorm: x', () => {
+    expectSameGradients((x, g) => wsum(T.rmsNorm(x, g, 1e-5)), [t([3, 4], 60), t([4], 61, 0.5, 1.5)], [0]);
+    expectSameGradients((x, g, b) => wsum(T.layerNorm(x, g, b, 1e-5)), [t([3, 4], 62), t([4], 63, 0.5, 1.5), t([4], 64)], [0]);
+  });
+
+  test('causalConv1d: x and the initial state, weight and bias frozen', () => {
+    expectSameGradients(
+      (x, wt, b, s) => wsum(T.causalConv1d(x, wt, { bias: b, initialState: s, silu: true })),
+      [t([2, 5, 3], 65), t([3, 4], 66), t([3], 67), t([2, 3, 3], 68)],
+      [0, 3],
+    );
+  });
+
+  test('selectiveScan: all but A, D and deltaBias', () => {
+    const [B, L, E, N] = [1, 4, 3, 2];
+    expectSameGradients(
+      (u, delta, A, Bm, Cm, D, z, bias, h0) => {
+        const { y, hLast } = T.selectiveScan({ u, delta, A, B: Bm, C: Cm, D, z, deltaBias: bias, h0 });
+        return T.add(wsum(y), wsum(hLast, 7));
+      },
+      [
+        t([B, L, E], 70), t([B, L, E], 71), t([E, N], 72, -1.5, -0.2), t([B, L, N], 73), t([B, L, N], 74),
+        t([E], 75), t([B, L, E], 76), t([E], 77), t([B, E, N], 78),
+      ],
+      [0, 1, 3, 4, 6, 8],
+    );
   });
 });
