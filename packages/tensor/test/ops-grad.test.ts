@@ -6,6 +6,20 @@ const w = (shape: number[], seed: number) => T.tensor(seq(shape.reduce((a, b) =>
 /** A random weighted sum so every output element matters. */
 const wsum = (y: T.Tensor, seed = 99) => T.sum(T.mul(y, w([...y.shape], seed)));
 
+/** A weighted sum of the scan's y and hLast with every optional input given (u, delta, A, B, C, D, z, deltaBias, h0). */
+const scanLoss = (u: T.Tensor, delta: T.Tensor, A: T.Tensor, Bm: T.Tensor, Cm: T.Tensor, D: T.Tensor, z: T.Tensor, bias: T.Tensor, h0: T.Tensor) => {
+  const { y, hLast } = T.selectiveScan({ u, delta, A, B: Bm, C: Cm, D, z, deltaBias: bias, h0 });
+  return T.add(wsum(y), wsum(hLast, 7));
+};
+/** The scan's inputs in scanLoss's order, for (B, L, E, N) = (1, 4, 3, 2), from a value maker and a first seed. */
+function scanInputs<V>(make: (shape: number[], seed: number, lo?: number, hi?: number) => V, seed: number): V[] {
+  const [B, L, E, N] = [1, 4, 3, 2];
+  return [
+    make([B, L, E], seed), make([B, L, E], seed + 1), make([E, N], seed + 2, -1.5, -0.2), make([B, L, N], seed + 3),
+    make([B, L, N], seed + 4), make([E], seed + 5), make([B, L, E], seed + 6), make([E], seed + 7), make([B, E, N], seed + 8),
+  ];
+}
+
 describe('gradients of ordinary ops match finite differences', () => {
   const v = (shape: number[], seed: number, lo = -1, hi = 1) => ({ data: seq(shape.reduce((a, b) => a * b, 1), seed, lo, hi), shape });
 
@@ -73,17 +87,7 @@ describe('gradients of fused ops through the engine match finite differences', (
   });
 
   test('selectiveScan with every input', () => {
-    const [B, L, E, N] = [1, 4, 3, 2];
-    checkGradients(
-      (u, delta, A, Bm, Cm, D, z, bias, h0) => {
-        const { y, hLast } = T.selectiveScan({ u, delta, A, B: Bm, C: Cm, D, z, deltaBias: bias, h0 });
-        return T.add(wsum(y), wsum(hLast, 7));
-      },
-      [
-        v([B, L, E], 40), v([B, L, E], 41), v([E, N], 42, -1.5, -0.2), v([B, L, N], 43), v([B, L, N], 44),
-        v([E], 45), v([B, L, E], 46), v([E], 47), v([B, E, N], 48),
-      ],
-    );
+    checkGradients((u, delta, A, Bm, Cm, D, z, bias, h0) => scanLoss(u, delta, A, Bm, Cm, D, z, bias, h0), scanInputs(v, 40));
   });
 
   test('crossEntropy and linearCrossEntropy (with an ignored row)', () => {
@@ -116,17 +120,6 @@ describe('fused gradients with frozen parameters (weightGrad false) give the oth
   });
 
   test('selectiveScan: all but A, D and deltaBias', () => {
-    const [B, L, E, N] = [1, 4, 3, 2];
-    expectSameGradients(
-      (u, delta, A, Bm, Cm, D, z, bias, h0) => {
-        const { y, hLast } = T.selectiveScan({ u, delta, A, B: Bm, C: Cm, D, z, deltaBias: bias, h0 });
-        return T.add(wsum(y), wsum(hLast, 7));
-      },
-      [
-        t([B, L, E], 70), t([B, L, E], 71), t([E, N], 72, -1.5, -0.2), t([B, L, N], 73), t([B, L, N], 74),
-        t([E], 75), t([B, L, E], 76), t([E], 77), t([B, E, N], 78),
-      ],
-      [0, 1, 3, 4, 6, 8],
-    );
+    expectSameGradients((...xs) => scanLoss(...(xs as Parameters<typeof scanLoss>)), scanInputs(t, 70), [0, 1, 3, 4, 6, 8]);
   });
 });
