@@ -1,7 +1,8 @@
-// Where the time goes in the cuda backend: one full fp32 training step (peft's trainStep, as the bench runs it), one
-// LoRA + bf16 step, and decode steps, each with the profiling mode's GPU (CUDA events) and host tables.
+// Where the time goes in the cuda backend: full fp32, full bf16 and LoRA + bf16 training steps (peft's trainStep, as
+// the bench runs it) and decode steps, each with the profiling mode's GPU (CUDA events) and host tables.
 //   bundled by tools/gpu/run-profile.sh; on the GPU host:
-//   node profile.mjs [--batch 8] [--seq 1024] [--decode-batch 64] [--decode-dtypes fp32,bf16] [--only full-fp32,lora-bf16,decode]
+//   node profile.mjs [--batch 8] [--seq 1024] [--decode-batch 64] [--decode-dtypes fp32,bf16]
+//                    [--only full-fp32,full-bf16,lora-bf16,decode]
 //   --null-device: a do-nothing addon instead of the GPU, so only the JavaScript side of every op is measured
 //   (runs anywhere; the numbers are the host cost the engine and the kernel functions add per op).
 import { writeFileSync } from 'node:fs';
@@ -43,10 +44,11 @@ function nullAddon(): NativeAddon {
   return {
     probe: () => ({ deviceCount: 1, error: '', name: 'null', computeCapability: '9.0', totalMemory: 2 ** 40, driverVersion: 0, runtimeVersion: 0 }),
     init: () => ({ device: 'null', cublasLt: '', cublasLtVersion: 0 }),
+    // The addon's ops (MCUDA_OP in native/), by name.
     opNames: () => ['fill', 'cast', 'affine', 'unary', 'binary', 'reduce', 'argmax', 'softmax', 'gather', 'padSlice', 'concat', 'matmul',
       'rmsNorm', 'rmsNormGrad', 'layerNorm', 'layerNormGrad', 'embedding', 'embeddingGrad', 'causalConv1d', 'causalConv1dGrad',
       'selectiveScan', 'selectiveScanGrad', 'selectiveStateUpdate', 'crossEntropy', 'crossEntropyGrad', 'linearCrossEntropy',
-      'linearCrossEntropyGrad', 'adamw', 'adamwMulti', 'mixerSplit', 'residualRmsNorm', 'convStep', 'ssmStep', 'copyMany'],
+      'linearCrossEntropyGrad', 'adamw', 'sumSquares', 'residualRmsNorm', 'convStep', 'ssmStep', 'copyMany'],
     malloc: (bytes) => {
       const a = next;
       next += Math.ceil(bytes / 256) * 256;
@@ -115,9 +117,12 @@ function profileTake(): CudaProfile | null {
   return p;
 }
 
-async function training(model: MambaLM, mode: 'full-fp32' | 'lora-bf16'): Promise<void> {
-  if (mode === 'lora-bf16') applyLora(model, { r: 8, alpha: 16, targets: ['x_proj', 'embeddings', 'in_proj'], seed: 1 });
-  applyPrecision(model, mode === 'lora-bf16' ? 'bf16' : 'fp32');
+const TRAINING_MODES = ['full-fp32', 'full-bf16', 'lora-bf16'] as const;
+
+async function training(model: MambaLM, mode: (typeof TRAINING_MODES)[number]): Promise<void> {
+  const lora = mode === 'lora-bf16';
+  if (lora) applyLora(model, { r: 8, alpha: 16, targets: ['x_proj', 'embeddings', 'in_proj'], seed: 1 });
+  applyPrecision(model, mode === 'full-fp32' ? 'fp32' : 'bf16');
   const params = model.trainableParameters();
   const optimizer = new T.AdamW(params, { lr: 1e-4, weightDecay: 0 });
   const tokens = ids(batch * seq, model.config.vocabSize, 7);
@@ -134,7 +139,7 @@ async function training(model: MambaLM, mode: 'full-fp32' | 'lora-bf16'): Promis
   say(`\n== ${mode} training step, batch ${batch} × ${seq}: ${wall.toFixed(1)} ms wall per step (profiling on), ${((batch * seq) / (wall / 1000)).toFixed(0)} tokens/s`);
   if (p) say(formatCudaProfile(p, { per: steps }));
   optimizer.dispose();
-  if (mode === 'lora-bf16') removeLora(model);
+  if (lora) removeLora(model);
   model.computeDType = 'f32';
 }
 
@@ -167,8 +172,7 @@ async function main(): Promise<void> {
   say(`profile: preset ${preset}${nullDevice ? ' (null device: JavaScript cost only)' : ''}`);
   const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1].split(',') : null;
   const want = (part: string): boolean => !only || only.includes(part);
-  if (want('full-fp32')) await training(model, 'full-fp32');
-  if (want('lora-bf16')) await training(model, 'lora-bf16');
+  for (const mode of TRAINING_MODES) if (want(mode)) await training(model, mode);
   if (want('decode')) {
     if (decodeDtypes.includes('fp32')) await decode(model, 1, 'fp32');
     if (decodeDtypes.includes('bf16')) for (const b of new Set([1, decodeBatch])) await decode(model, b, 'bf16');
