@@ -84,6 +84,16 @@ export function returnedGradNames(kernel: FusedGradKernel, attrs: Record<string,
   return attrs.weightGrad === false ? names.filter((name) => !parameters.includes(name)) : names;
 }
 
+/** returnedGradNames with each name's input (of `inputs`, named by `attrs.names`): what the gradients are shaped like. */
+export function returnedGradInputs<I>(
+  kernel: FusedGradKernel,
+  inputs: readonly I[],
+  attrs: Record<string, unknown>,
+): { name: string; input: I }[] {
+  const names = attrs.names as string[];
+  return returnedGradNames(kernel, attrs).map((name) => ({ name, input: inputs[names.indexOf(name)] }));
+}
+
 /** Whether any of the kernel's parameter inputs needs a gradient (the `weightGrad` attr of its gradient kernel). */
 export function parametersNeedGrad(
   kernel: FusedGradKernel,

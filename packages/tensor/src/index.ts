@@ -4,7 +4,7 @@ import type { Backend, KernelFunc } from './backend.js';
 import type { Tensor } from './tensor.js';
 
 export type { Backend, BackendMemory, BufferCopy, CapturedGraph, DataId, KernelFunc, TensorInfo } from './backend.js';
-export { returnedGradNames, splitWithSlice } from './backend.js';
+export { returnedGradInputs, returnedGradNames, splitWithSlice } from './backend.js';
 export { Engine, engine, type GradFunc, type GradContext, type GradSaves, type GradSavesRule, type MemoryInfo } from './engine.js';
 export { Tensor, asFloat32, type Storage } from './tensor.js';
 export * from './dtype.js';

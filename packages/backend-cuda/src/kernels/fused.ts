@@ -1,4 +1,4 @@
-import { returnedGradNames, sizeOf, type DType, type TensorInfo } from '@mamba-ts/tensor';
+import { returnedGradInputs, sizeOf, type DType, type TensorInfo } from '@mamba-ts/tensor';
 import type { CudaBackend } from '../backend.js';
 import type { CudaKernel } from './basic.js';
 
@@ -19,15 +19,20 @@ function named(inputs: readonly TensorInfo[], names: readonly string[]): Record<
   return out;
 }
 
-/** Outputs shaped and typed like the named inputs, in `names` order. */
-/** Outputs shaped like the inputs named in `wanted` (inputs named by `names`). */
-function gradOutputs(backend: CudaBackend, kernel: string, inputs: readonly TensorInfo[], names: readonly string[],
-  wanted: readonly string[] = names): Record<string, TensorInfo> {
-  const out: Record<string, TensorInfo> = {};
-  names.forEach((n, i) => {
-    if (wanted.includes(n)) out[n] = backend.output(inputs[i].shape, inputs[i].dtype, kernel);
+/** Outputs shaped and typed like the inputs whose gradients the kernel returns (returnedGradInputs), by name, and
+ *  those names in order. */
+function gradOutputs(
+  backend: CudaBackend,
+  kernel: 'causalConv1dGrad' | 'selectiveScanGrad',
+  inputs: readonly TensorInfo[],
+  attrs: Record<string, unknown>,
+): { g: Record<string, TensorInfo>; returned: string[] } {
+  const g: Record<string, TensorInfo> = {};
+  const returned = returnedGradInputs(kernel, inputs, attrs).map(({ name, input }) => {
+    g[name] = backend.output(input.shape, input.dtype, kernel);
+    return name;
   });
-  return out;
+  return { g, returned };
 }
 
 // ---- normalisation ----
@@ -119,8 +124,7 @@ const causalConv1d: CudaKernel = (inputs, attrs, b) => {
 const causalConv1dGrad: CudaKernel = ([dy, ...inputs], attrs, b) => {
   const k = 'causalConv1dGrad';
   const { args } = convPrefix(b, k, inputs, attrs);
-  const returned = returnedGradNames(k, attrs); // without weight and bias: the kernel skips their sums
-  const g = gradOutputs(b, k, inputs, attrs.names as string[], returned);
+  const { g, returned } = gradOutputs(b, k, inputs, attrs); // absent weight/bias: the kernel skips their sums
   b.launch(k, k, [...args, ...b.ref(dy, k), ...b.ref(g.x, k), ...b.ref(g.weight, k), ...b.ref(g.bias, k), ...b.ref(g.initialState, k)]);
   return returned.map((name) => g[name]);
 };
@@ -150,8 +154,7 @@ const selectiveScanGrad: CudaKernel = (allInputs, attrs, b) => {
     ? [allInputs[0], allInputs[1], allInputs.slice(2)]
     : [allInputs[0], undefined, allInputs.slice(1)];
   const { args } = scanPrefix(b, k, inputs, attrs);
-  const returned = returnedGradNames(k, attrs); // without A, D, deltaBias: the kernel skips their partial sums
-  const g = gradOutputs(b, k, inputs, attrs.names as string[], returned);
+  const { g, returned } = gradOutputs(b, k, inputs, attrs); // absent A, D, deltaBias: no partial sums
   const grads = (['u', 'delta', 'A', 'B', 'C', 'D', 'z', 'deltaBias', 'h0'] as const).flatMap((name) => b.ref(g[name], k));
   b.launch(k, k, [...b.ref(dy, k), ...b.ref(dhLast, k), ...args, ...grads]);
   return returned.map((name) => g[name]);

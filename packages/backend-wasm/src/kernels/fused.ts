@@ -1,6 +1,6 @@
 import type { KernelFunc, TensorInfo } from '@mamba-ts/tensor';
-import { bytesPerElement, returnedGradNames, sizeOf } from '@mamba-ts/tensor';
-import { wasmKernel, type Call, type F32Output } from './call.js';
+import { bytesPerElement, returnedGradInputs, returnedGradNames, sizeOf } from '@mamba-ts/tensor';
+import { wasmKernel, type Call } from './call.js';
 
 const lastDim = (t: TensorInfo): number => t.shape[t.shape.length - 1];
 
@@ -34,20 +34,19 @@ const rmsNorm = wasmKernel((call, [x, w], attrs) => {
   return [y.info()];
 });
 
-/** A weight's gradient: an output, or with `attrs.weightGrad` false scratch that the kernel fills and nobody reads. */
-function weightGradOut(call: Call, w: TensorInfo, attrs: Record<string, unknown>): F32Output {
-  if (attrs.weightGrad !== false) return call.out(w.shape, w.dtype, true);
-  const ptr = call.tempF32(sizeOf(w.shape), true);
-  return { ptr, info: () => { throw new Error('backend-wasm: a skipped weight gradient has no tensor.'); } };
+/** Where the kernel writes a weight's gradient: a new output, or with `attrs.weightGrad` false (frozen weights) scratch
+ *  that nobody reads (the wasm kernels always compute it). */
+function weightGradPtr(call: Call, w: TensorInfo, attrs: Record<string, unknown>): { ptr: number; info?: () => TensorInfo } {
+  return attrs.weightGrad === false ? { ptr: call.tempF32(sizeOf(w.shape), true) } : call.out(w.shape, w.dtype, true);
 }
 
 const rmsNormGrad = wasmKernel((call, [dy, x, w], attrs) => {
   const cols = lastDim(x);
   const rows = sizeOf(x.shape) / cols;
   const dx = call.out(x.shape, x.dtype);
-  const dw = weightGradOut(call, w, attrs);
+  const dw = weightGradPtr(call, w, attrs);
   call.k.rmsNormBackward(call.f32(x), call.f32(w), call.f32(dy), dx.ptr, dw.ptr, rows, cols, attrs.eps as number);
-  return attrs.weightGrad === false ? [dx.info()] : [dx.info(), dw.info()];
+  return dw.info ? [dx.info(), dw.info()] : [dx.info()];
 });
 
 const layerNorm = wasmKernel((call, [x, w, b], attrs) => {
@@ -60,10 +59,10 @@ const layerNorm = wasmKernel((call, [x, w, b], attrs) => {
 const layerNormGrad = wasmKernel((call, [dy, x, w, b], attrs) => {
   const cols = lastDim(x);
   const dx = call.out(x.shape, x.dtype);
-  const dw = weightGradOut(call, w, attrs);
-  const db = weightGradOut(call, b, attrs);
+  const dw = weightGradPtr(call, w, attrs);
+  const db = weightGradPtr(call, b, attrs);
   call.k.layerNormBackward(call.f32(x), call.f32(w), call.f32(dy), dx.ptr, dw.ptr, db.ptr, sizeOf(x.shape) / cols, cols, attrs.eps as number);
-  return attrs.weightGrad === false ? [dx.info()] : [dx.info(), dw.info(), db.info()];
+  return dw.info && db.info ? [dx.info(), dw.info(), db.info()] : [dx.info()];
 });
 
 // ---- embedding ----
@@ -219,9 +218,7 @@ const selectiveScanGrad = wasmKernel((call, allInputs, attrs) => {
     ...s.ptrs, call.f32(dy), dhLast ? call.f32(dhLast) : 0, du, ddelta, dA, dB, dC, dD, dz, dbias, dh0, B, L, E, N, s.softplus, scratch,
   );
   const byName: Record<string, number> = { u: du, delta: ddelta, A: dA, B: dB, C: dC, D: dD, z: dz, deltaBias: dbias, h0: dh0 };
-  const names = attrs.names as string[];
-  return returnedGradNames('selectiveScanGrad', attrs).map((name) => {
-    const input = inputs[names.indexOf(name)];
+  return returnedGradInputs('selectiveScanGrad', inputs, attrs).map(({ name, input }) => {
     const out = call.out(input.shape, input.dtype);
     const src = byName[name];
     call.be.u8.copyWithin(out.ptr, src, src + sizeOf(input.shape) * 4);

@@ -1,4 +1,4 @@
-import { returnedGradNames, type KernelFunc, type TensorInfo } from '../../backend.js';
+import { returnedGradInputs, type KernelFunc, type TensorInfo } from '../../backend.js';
 import { sizeOf } from '../../shape.js';
 import * as math from './math/index.js';
 import { f32, i32, namedInputs, output } from './util.js';
@@ -105,11 +105,8 @@ const causalConv1dGrad: KernelFunc = ([dy, ...inputs], attrs, backend) => {
   const byName: Record<string, Float32Array | null> = {
     x: grads.dx, weight: grads.dweight, bias: grads.dbias, initialState: grads.dinitialState,
   };
-  const names = attrs.names as string[];
-  return returnedGradNames('causalConv1dGrad', attrs).map((name) => {
-    const input = inputs[names.indexOf(name)];
-    return output(backend, input.shape, input.dtype, byName[name]!);
-  });
+  return returnedGradInputs('causalConv1dGrad', inputs, attrs).map(({ name, input }) =>
+    output(backend, input.shape, input.dtype, byName[name]!));
 };
 
 function scanArgs(inputs: readonly TensorInfo[], attrs: Record<string, unknown>) {
@@ -159,11 +156,8 @@ const selectiveScanGrad: KernelFunc = (allInputs, attrs, backend) => {
     du: grads.u!, ddelta: grads.delta!, dA: grads.A!, dBm: grads.B!, dCm: grads.C!,
     dD: grads.D, dz: grads.z, ddeltaBias: grads.deltaBias, dh0: grads.h0,
   });
-  const names = attrs.names as string[];
-  return returnedGradNames('selectiveScanGrad', attrs).map((name) => {
-    const input = inputs[names.indexOf(name)];
-    return output(backend, input.shape, input.dtype, grads[name]!);
-  });
+  return returnedGradInputs('selectiveScanGrad', inputs, attrs).map(({ name, input }) =>
+    output(backend, input.shape, input.dtype, grads[name]!));
 };
 
 const selectiveStateUpdate: KernelFunc = (inputs, attrs, backend) => {
