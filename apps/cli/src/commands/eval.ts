@@ -97,16 +97,16 @@ export const evalCompareSpec: CommandSpec = {
 
 async function readSource(arg: string): Promise<IclSource> {
   const files = arg.split(',').filter(Boolean);
-  const parsed = await Promise.all(
-    files.map(async (f) => {
-      try {
-        return JSON.parse(await readFile(f, 'utf8')) as EvalResults | IclReport;
-      } catch (e) {
-        const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : `not valid JSON (${(e as Error).message})`;
-        throw new UsageError(`${f}: ${why}.`);
-      }
-    }),
-  );
+  // One file after the other, so that a bad file is reported in argument order (not whichever read failed first).
+  const parsed: (EvalResults | IclReport)[] = [];
+  for (const f of files) {
+    try {
+      parsed.push(JSON.parse(await readFile(f, 'utf8')) as EvalResults | IclReport);
+    } catch (e) {
+      const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : `not valid JSON (${(e as Error).message})`;
+      throw new UsageError(`${f}: ${why}.`);
+    }
+  }
   if (parsed.length === 1 && 'byShot' in parsed[0]) return parsed[0] as IclReport;
   for (const [i, p] of parsed.entries()) {
     if (!('results' in p)) throw new UsageError(`${files[i]}: not a results file of mamba-ts eval (no "results" or "byShot").`);
@@ -120,7 +120,8 @@ export async function evalCompareCommand(argv: string[]): Promise<void> {
     return;
   }
   if (argv.length !== 2) throw new UsageError('eval-compare: give exactly two results files, A and B (see mamba-ts eval-compare --help).');
-  const [a, b] = await Promise.all(argv.map(readSource));
+  const a = await readSource(argv[0]);
+  const b = await readSource(argv[1]);
   const cmp = compareResults(a, b);
   console.log(formatComparisonMarkdown(cmp, { a: argv[0], b: argv[1] }));
 }
